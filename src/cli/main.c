@@ -1,0 +1,290 @@
+/* snlvk command line: argument parsing, output and exit codes (0 ok, 1 failure, 2 usage). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snlvk/snlvk.h"
+
+#define EXIT_USAGE 2
+
+typedef struct command {
+    const char *name;
+    const char *summary;
+    const char *usage;
+    int (*run)(int argc, char **argv);
+} command;
+
+static const command *find_command(const char *name);
+
+static void log_stderr(void *user, int level, const char *msg)
+{
+    (void)user;
+    fprintf(stderr, "snlvk: %s: %s\n", level == SNLVK_LOG_ERROR ? "error" : level == SNLVK_LOG_WARN ? "warning" : "info",
+            msg);
+}
+
+static int fail(snlvk_status s)
+{
+    fprintf(stderr, "snlvk: error: %s\n", snlvk_last_error());
+    return s == SNLVK_OK ? 0 : 1;
+}
+
+/* ---- shared options ---- */
+typedef struct common_opts {
+    int device;
+    int json;
+} common_opts;
+
+static int parse_int(const char *opt, const char *v, int lo, int hi, int *out)
+{
+    char *end;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v || !*v || *end || x < lo || x > hi) {
+        fprintf(stderr, "snlvk: %s expects an integer in [%d, %d], got '%s'\n", opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = (int)x;
+    return 1;
+}
+
+/* Returns 1 if argv[*i] was a common option (consumed), 0 if not, -1 on error. */
+static int common_option(int argc, char **argv, int *i, common_opts *o)
+{
+    const char *a = argv[*i];
+    if (strcmp(a, "--device") == 0) {
+        if (*i + 1 >= argc) {
+            fprintf(stderr, "snlvk: --device needs a device index\n");
+            return -1;
+        }
+        return parse_int("--device", argv[++*i], 0, 1000, &o->device) ? 1 : -1;
+    }
+    if (strcmp(a, "--json") == 0) {
+        o->json = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static int usage_error(const char *cmd, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "snlvk %s: ", cmd);
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\n");
+    const command *c = find_command(cmd);
+    if (c) fprintf(stderr, "usage: %s\n", c->usage);
+    return EXIT_USAGE;
+}
+
+static snlvk_status open_context(const common_opts *o, snlvk_context **ctx)
+{
+    snlvk_context_opts co;
+    snlvk_context_opts_default(&co);
+    co.device_index = o->device;
+    co.log = log_stderr;
+    return snlvk_context_create(&co, ctx);
+}
+
+/* ---- devices ---- */
+static void json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+        else if (c < 0x20) fprintf(f, "\\u%04x", c);
+        else fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+static void print_device_json(FILE *f, const snlvk_device_info *d, int chosen)
+{
+    fprintf(f, "    {\"index\": %d, \"chosen\": %s, \"name\": ", d->index, chosen ? "true" : "false");
+    json_str(f, d->name);
+    fprintf(f, ", \"type\": \"%s\", \"vendor\": \"%s\", \"vendor_id\": %u, \"device_id\": %u, \"driver\": ", d->type,
+            d->vendor, d->vendor_id, d->device_id);
+    json_str(f, d->driver_name);
+    fprintf(f, ", \"driver_info\": ");
+    json_str(f, d->driver_info);
+    fprintf(f, ", \"driver_version\": \"%s\", \"api_version\": \"%s\", \"heaps\": [", d->driver_version,
+            d->api_version);
+    for (int h = 0; h < d->n_heaps; h++)
+        fprintf(f, "%s{\"bytes\": %llu, \"device_local\": %s}", h ? ", " : "", (unsigned long long)d->heaps[h].size,
+                d->heaps[h].device_local ? "true" : "false");
+    fprintf(f,
+            "], \"subgroup_size\": %u, \"subgroup_arithmetic\": %s, \"subgroup_shuffle\": %s, "
+            "\"max_shared_memory\": %u, \"max_workgroup_invocations\": %u, \"shader_float16\": %s, "
+            "\"push_descriptor\": %s, \"timestamps\": %s, \"timestamp_period_ns\": %g, \"unified_memory\": %s, "
+            "\"usable\": %s}",
+            d->subgroup_size, d->subgroup_arithmetic ? "true" : "false", d->subgroup_shuffle ? "true" : "false",
+            d->max_shared_memory, d->max_workgroup_invocations, d->shader_float16 ? "true" : "false",
+            d->push_descriptor ? "true" : "false", d->timestamps ? "true" : "false", d->timestamp_period_ns,
+            d->unified_memory ? "true" : "false", d->usable ? "true" : "false");
+}
+
+static int cmd_devices(int argc, char **argv)
+{
+    common_opts o = {-1, 0};
+    for (int i = 1; i < argc; i++) {
+        int r = common_option(argc, argv, &i, &o);
+        if (r < 0) return EXIT_USAGE;
+        if (r == 0) return usage_error("devices", "unknown option '%s'", argv[i]);
+    }
+    snlvk_context_opts co;
+    snlvk_context_opts_default(&co);
+    co.device_index = o.device;
+    co.log = log_stderr;
+    snlvk_device_info devs[16];
+    int n = 0, chosen = -1;
+    snlvk_status s = snlvk_enumerate_devices(&co, devs, 16, &n, &chosen);
+    if (s != SNLVK_OK) return fail(s);
+    if (n > 16) n = 16;
+    if (o.json) {
+        printf("{\n  \"chosen\": %d,\n  \"devices\": [\n", chosen);
+        for (int i = 0; i < n; i++) {
+            print_device_json(stdout, &devs[i], i == chosen);
+            printf("%s\n", i + 1 < n ? "," : "");
+        }
+        printf("  ]\n}\n");
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        const snlvk_device_info *d = &devs[i];
+        printf("%s %d: %s\n", i == chosen ? "*" : " ", i, d->name);
+        printf("      type %s, vendor %s (0x%04x), device 0x%04x\n", d->type, d->vendor, d->vendor_id, d->device_id);
+        printf("      driver %s %s (%s), Vulkan %s\n", d->driver_name, d->driver_version, d->driver_info,
+               d->api_version);
+        for (int h = 0; h < d->n_heaps; h++)
+            printf("      heap %d: %.2f GiB%s\n", h, (double)d->heaps[h].size / (1024.0 * 1024 * 1024),
+                   d->heaps[h].device_local ? " device-local" : "");
+        printf("      subgroup %u (arithmetic %s, shuffle %s), shared memory %u B, workgroup %u invocations\n",
+               d->subgroup_size, d->subgroup_arithmetic ? "yes" : "no", d->subgroup_shuffle ? "yes" : "no",
+               d->max_shared_memory, d->max_workgroup_invocations);
+        printf("      float16 %s, push descriptors %s, timestamps %s (%g ns), %s memory%s\n",
+               d->shader_float16 ? "yes" : "no", d->push_descriptor ? "yes" : "no", d->timestamps ? "yes" : "no",
+               d->timestamp_period_ns, d->unified_memory ? "unified" : "discrete",
+               d->usable ? "" : ", NOT USABLE (no compute queue or Vulkan < 1.1)");
+    }
+    if (chosen >= 0) printf("(* = the device snlvk uses; pick another with --device N or SNLVK_DEVICE=N)\n");
+    return 0;
+}
+
+/* ---- bench ---- */
+static int cmd_bench(int argc, char **argv)
+{
+    common_opts o = {-1, 0};
+    int gemm = 0, reps = 10;
+    const char *variant = "auto";
+    for (int i = 1; i < argc; i++) {
+        int r = common_option(argc, argv, &i, &o);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
+        if (strcmp(argv[i], "--gemm") == 0) gemm = 1;
+        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
+            if (!parse_int("--reps", argv[++i], 1, 10000, &reps)) return EXIT_USAGE;
+        } else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+            variant = argv[++i];
+            if (strcmp(variant, "auto") && strcmp(variant, "texel") && strcmp(variant, "tiled"))
+                return usage_error("bench", "--variant expects auto, texel or tiled, got '%s'", variant);
+        } else
+            return usage_error("bench", "unknown option '%s'", argv[i]);
+    }
+    if (!gemm) return usage_error("bench", "%snothing to benchmark: pass --gemm", "");
+    snlvk_context *ctx;
+    snlvk_status s = open_context(&o, &ctx);
+    if (s != SNLVK_OK) return fail(s);
+    static const int sizes[][3] = {{128, 128, 128}, {256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024}};
+    const snlvk_device_info *d = snlvk_context_device(ctx);
+    if (o.json) printf("{\"device\": \"%s\", \"gemm\": [", d->name);
+    else printf("GEMM C = A*B on %s (median of %d runs, GPU timestamps)\n%16s %8s %10s %10s\n", d->name, reps,
+                "M x N x K", "variant", "median ms", "GFLOP/s");
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && s == SNLVK_OK; i++) {
+        snlvk_gemm_bench b;
+        s = snlvk_bench_gemm(ctx, sizes[i][0], sizes[i][1], sizes[i][2], reps, variant, &b);
+        if (s != SNLVK_OK) break;
+        if (o.json)
+            printf("%s{\"m\": %d, \"n\": %d, \"k\": %d, \"variant\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, "
+                   "\"gflops\": %.2f}",
+                   i ? ", " : "", b.m, b.n, b.k, b.variant, b.median_ms, b.min_ms, b.gflops);
+        else {
+            char dims[32];
+            snprintf(dims, sizeof dims, "%dx%dx%d", b.m, b.n, b.k);
+            printf("%16s %8s %10.3f %10.2f\n", dims, b.variant, b.median_ms, b.gflops);
+        }
+        fflush(stdout);
+    }
+    if (o.json && s == SNLVK_OK) printf("]}\n");
+    snlvk_context_destroy(ctx);
+    return s == SNLVK_OK ? 0 : fail(s);
+}
+
+/* ---- help ---- */
+static int cmd_help(int argc, char **argv);
+
+static const command commands[] = {
+    {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
+    {"bench", "time kernels on the chosen device", "snlvk bench --gemm [--variant auto|texel|tiled] [--reps N] [--json] [--device N]",
+     cmd_bench},
+    {"help", "show help for a command", "snlvk help [COMMAND]", cmd_help},
+};
+
+static const command *find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "snlvk %s: Selective Network Linearization on Vulkan compute\n\nusage: snlvk COMMAND [OPTIONS]\n\ncommands:\n",
+            SNLVK_VERSION);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\nenvironment: SNLVK_DEVICE=N picks a device, SNLVK_VALIDATION=1 turns on the Vulkan validation layer\n"
+               "'snlvk help COMMAND' shows a command's options.\n");
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stdout);
+        return 0;
+    }
+    const command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "snlvk: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    printf("%s\n  %s\n", c->usage, c->summary);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("snlvk %s\n", SNLVK_VERSION);
+        return 0;
+    }
+    const command *c = find_command(argv[1]);
+    if (!c) {
+        fprintf(stderr, "snlvk: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return EXIT_USAGE;
+    }
+    for (int i = 2; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            printf("%s\n  %s\n", c->usage, c->summary);
+            return 0;
+        }
+    return c->run(argc - 1, argv + 1);
+}

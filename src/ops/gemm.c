@@ -1,0 +1,73 @@
+#include "ops/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct gemm_push {
+    uint32_t m, n, k;
+    uint32_t a_rs, a_cs, b_rs, b_cs, c_rs, c_cs;
+    uint32_t a_bs, b_bs, c_bs;
+    uint32_t bias_mode;
+    float alpha, beta;
+} gemm_push;
+
+const char *gemm_variant_name(gemm_variant v)
+{
+    return v == GEMM_TEXEL ? "texel" : v == GEMM_TILED ? "tiled" : "auto";
+}
+
+gemm_variant gemm_pick_variant(const snlvk_context *ctx, gemm_variant requested)
+{
+    if (requested != GEMM_AUTO) return requested;
+    const char *env = getenv("SNLVK_GEMM");
+    if (env && strcmp(env, "texel") == 0) return GEMM_TEXEL;
+    if (env && strcmp(env, "tiled") == 0) return GEMM_TILED;
+    /* lavapipe: texel fetches are vectorised gathers, shared memory is slow (LAVAPIPE.md) */
+    return strcmp(ctx->info.type, "cpu") == 0 ? GEMM_TEXEL : GEMM_TILED;
+}
+
+snlvk_status op_gemm(vk_seq *s, snlvk_context *ctx, const gemm_args *g)
+{
+    if (g->m == 0 || g->n == 0) return SNLVK_OK;
+    gemm_push p = {
+        .m = g->m, .n = g->n, .k = g->k,
+        .a_rs = g->trans_a ? 1 : g->k, .a_cs = g->trans_a ? g->m : 1,
+        .b_rs = g->trans_b ? 1 : g->n, .b_cs = g->trans_b ? g->k : 1,
+        .c_rs = g->n, .c_cs = 1,
+        .a_bs = g->a_bs, .b_bs = g->b_bs, .c_bs = g->c_bs,
+        .bias_mode = (uint32_t)g->bias_mode,
+        .alpha = g->alpha, .beta = g->beta,
+    };
+    uint32_t batch = g->batch ? g->batch : 1;
+    const vk_buf *bias = g->bias_mode != GEMM_BIAS_NONE ? g->bias : g->b;
+    if (!bias) return snlvk_fail(SNLVK_E_INVALID, "internal: gemm bias mode without a bias buffer");
+    vk_binding binds[4] = {vk_bind(g->a), vk_bind(g->b), vk_bind(bias), vk_bind(g->c)};
+    const vk_pipeline *pipe;
+    gemm_variant v = gemm_pick_variant(ctx, g->variant);
+    if (v == GEMM_TEXEL) {
+        enum { TM = 8, TN = 4 };
+        vk_pipeline_desc d = {.shader = "gemm_texel", .bindings = "ttts", .push_size = sizeof p,
+                              .n_spec = 2, .spec = {TM, TN}, .local_size = {16, 4, 1}};
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        return vk_seq_dispatch(s, pipe, binds, 4, &p, vk_div_up(vk_div_up(g->n, TN), 16),
+                               vk_div_up(vk_div_up(g->m, TM), 4), batch);
+    }
+    enum { BM = 64, BN = 64, BK = 16, TM = 4, TN = 4 };
+    vk_pipeline_desc d = {.shader = "gemm_tiled", .bindings = "ssss", .push_size = sizeof p,
+                          .n_spec = 5, .spec = {BM, BN, BK, TM, TN}, .local_size = {BN / TN, BM / TM, 1}};
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    return vk_seq_dispatch(s, pipe, binds, 4, &p, vk_div_up(g->n, BN), vk_div_up(g->m, BM), batch);
+}
+
+snlvk_status op_axpby(vk_seq *s, snlvk_context *ctx, const vk_buf *a, const vk_buf *b, const vk_buf *y, uint32_t n,
+                      float alpha, float beta)
+{
+    struct { uint32_t n; float alpha, beta; } p = {n, alpha, beta};
+    vk_pipeline_desc d = {.shader = "axpby", .bindings = "sss", .push_size = sizeof p, .local_size = {256, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[3] = {vk_bind(a), vk_bind(b), vk_bind(y)};
+    uint32_t groups = vk_div_up(n, 256);
+    if (groups > 4096) groups = 4096;
+    return vk_seq_dispatch(s, pipe, binds, 3, &p, groups, 1, 1);
+}
