@@ -25,10 +25,18 @@ snlvk_status snlvk_fail_context(snlvk_status s, const char *fmt, ...)
     memcpy(old, last_error, sizeof old);
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof last_error && old[0] != '\0')
-        snprintf(last_error + n, sizeof last_error - (size_t)n, ": %s", old);
+    if (old[0] != '\0') {
+        size_t n = strlen(last_error);
+        size_t room = sizeof last_error - 1 - n;
+        size_t add = strlen(old) + 2;
+        if (add > room) add = room;
+        char joined[sizeof last_error + 2] = ": ";
+        memcpy(joined + 2, old, sizeof old);
+        memcpy(last_error + n, joined, add);
+        last_error[n + add] = '\0';
+    }
     return s;
 }
 
