@@ -1,0 +1,105 @@
+// Convolution as an implicit GEMM (no im2col buffer). MODE (specialisation constant 10):
+//   0 forward:         y[n,k,p,q]   M = K, columns j = (n,p,q), reduction kk = (c,r,s)
+//   1 backward data:  dx[n,c,h,w]   M = C, columns j = (n,h,w), reduction kk = (k,r,s)
+//   2 backward filter: dw[k,c,r,s]  M = K, columns j = (c,r,s), reduction kk = (n,p,q)
+// Element (i,kk) of A and (kk,j) of B are computed from these shapes on the fly.
+layout(constant_id = 10) const uint MODE = 0;
+
+layout(push_constant) uniform Params {
+    uint N, C, H, W;     // input x
+    uint K, R, S;        // filters K x C x R x S
+    uint P, Q;           // output spatial size
+    uint stride, pad;
+    uint has_bias;       // forward only: bias[k]
+    float beta;          // C = A*B + beta*C (gradient accumulation)
+} p;
+
+uint gemm_m() { return MODE == 1u ? p.C : p.K; }
+uint gemm_n() { return MODE == 0u ? p.N * p.P * p.Q : MODE == 1u ? p.N * p.H * p.W : p.C * p.R * p.S; }
+uint gemm_k() { return MODE == 2u ? p.N * p.P * p.Q : MODE == 1u ? p.K * p.R * p.S : p.C * p.R * p.S; }
+
+// The reduction index kk is walked as (u, v, w) with dims (U, V, Wd).
+uint red_v() { return MODE == 2u ? p.P : p.R; }
+uint red_w() { return MODE == 2u ? p.Q : p.S; }
+
+// Row part of A's address for output row i.
+uint a_row(uint i)
+{
+    if (MODE == 0u) return i * p.C * p.R * p.S;          // w[k, :]
+    if (MODE == 1u) return i * p.R * p.S;                // w[:, c, :, :]
+    return i * p.P * p.Q;                                // dy[:, k, :, :]
+}
+// Reduction part of A's address for kk = (u, v, w).
+uint a_red(uint u, uint v, uint w)
+{
+    if (MODE == 0u) return (u * p.R + v) * p.S + w;                   // c*RS + r*S + s
+    if (MODE == 1u) return u * p.C * p.R * p.S + v * p.S + w;         // k*CRS + r*S + s
+    return u * p.K * p.P * p.Q + v * p.Q + w;                         // n*KPQ + p*Q + q
+}
+
+// Per-column state of B: a base address and the column's spatial origin.
+struct BCol { int base; int h0; int w0; };
+
+BCol b_col(uint j)
+{
+    BCol c;
+    if (MODE == 0u) {        // j = (n, p, q): x[n, :, p*st - pad + r, q*st - pad + s]
+        uint q = j % p.Q, t = j / p.Q, pp = t % p.P, n = t / p.P;
+        c.h0 = int(pp * p.stride) - int(p.pad);
+        c.w0 = int(q * p.stride) - int(p.pad);
+        c.base = int(n * p.C * p.H * p.W);
+    } else if (MODE == 1u) { // j = (n, h, w): dy[n, :, (h + pad - r)/st, (w + pad - s)/st]
+        uint w = j % p.W, t = j / p.W, h = t % p.H, n = t / p.H;
+        c.h0 = int(h + p.pad);
+        c.w0 = int(w + p.pad);
+        c.base = int(n * p.K * p.P * p.Q);
+    } else {                 // j = (c, r, s): x[:, c, p*st + r - pad, q*st + s - pad]
+        uint s = j % p.S, t = j / p.S, r = t % p.R, ch = t / p.R;
+        c.h0 = int(r) - int(p.pad);
+        c.w0 = int(s) - int(p.pad);
+        c.base = int(ch * p.H * p.W);
+    }
+    return c;
+}
+
+// Address of B(kk, j) for kk = (u, v, w), or -1 where the element is zero (padding,
+// or for backward data a position the stride skips).
+int b_addr(BCol c, uint u, uint v, uint w)
+{
+    if (MODE == 1u) {        // (u, v, w) = (k, r, s)
+        int ph = c.h0 - int(v), pw = c.w0 - int(w);
+        if (ph < 0 || pw < 0) return -1;
+        uint uh = uint(ph), uw = uint(pw);
+        if (uh % p.stride != 0u || uw % p.stride != 0u) return -1;
+        uh /= p.stride;
+        uw /= p.stride;
+        if (uh >= p.P || uw >= p.Q) return -1;
+        return c.base + int((u * p.P + uh) * p.Q + uw);
+    }
+    int h, w2, off;
+    if (MODE == 0u) {        // (u, v, w) = (c, r, s)
+        h = c.h0 + int(v);
+        w2 = c.w0 + int(w);
+        off = int(u * p.H * p.W);
+    } else {                 // (u, v, w) = (n, p, q)
+        h = c.h0 + int(v * p.stride);
+        w2 = c.w0 + int(w * p.stride);
+        off = int(u * p.C * p.H * p.W);
+    }
+    if (h < 0 || w2 < 0 || h >= int(p.H) || w2 >= int(p.W)) return -1;
+    return c.base + off + h * int(p.W) + w2;
+}
+
+// Address of the output element (i, j).
+uint c_addr(uint i, uint j)
+{
+    if (MODE == 0u) {
+        uint pq = p.P * p.Q;
+        return (j / pq) * p.K * pq + i * pq + j % pq;
+    }
+    if (MODE == 1u) {
+        uint hw = p.H * p.W;
+        return (j / hw) * p.C * hw + i * hw + j % hw;
+    }
+    return i * p.C * p.R * p.S + j;
+}

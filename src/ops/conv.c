@@ -1,0 +1,60 @@
+#include "ops/conv.h"
+
+typedef struct conv_push {
+    uint32_t n, c, h, w, k, r, s, p, q, stride, pad, has_bias;
+    float beta;
+} conv_push;
+
+snlvk_status conv_check(const conv_shape *s)
+{
+    if (!s->n || !s->c || !s->h || !s->w || !s->k || !s->ksize || !s->stride)
+        return snlvk_fail(SNLVK_E_INVALID, "conv2d: every size must be positive");
+    if (s->h + 2 * s->pad < s->ksize || s->w + 2 * s->pad < s->ksize)
+        return snlvk_fail(SNLVK_E_INVALID, "conv2d: kernel %u is larger than the padded input %ux%u", s->ksize,
+                          s->h + 2 * s->pad, s->w + 2 * s->pad);
+    return SNLVK_OK;
+}
+
+static snlvk_status conv_dispatch(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode, const vk_buf *a,
+                                  const vk_buf *b, const vk_buf *bias, const vk_buf *out, float beta, gemm_variant v)
+{
+    SNLVK_TRY(conv_check(s));
+    conv_push p = {s->n, s->c, s->h, s->w, s->k, s->ksize, s->ksize, conv_out_h(s), conv_out_w(s),
+                   s->stride, s->pad, bias != NULL, beta};
+    uint64_t m = mode == 1 ? s->c : s->k;
+    uint64_t ncols = mode == 0 ? (uint64_t)s->n * p.p * p.q
+                   : mode == 1 ? (uint64_t)s->n * s->h * s->w
+                               : (uint64_t)s->c * s->ksize * s->ksize;
+    vk_binding binds[4] = {vk_bind(a), vk_bind(b), vk_bind(bias ? bias : a), vk_bind(out)};
+    const vk_pipeline *pipe;
+    if (gemm_pick_variant(ctx, v) == GEMM_TEXEL) {
+        enum { TM = 8, TN = 4, LX = 16, LY = 4 };
+        vk_pipeline_desc d = {.shader = "conv_texel", .bindings = "ttts", .push_size = sizeof p, .n_spec = 11,
+                              .spec = {TM, TN, 0, 0, 0, 0, 0, 0, 0, 0, mode}, .local_size = {LX, LY, 1}};
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(vk_div_up(ncols, TN), LX), vk_div_up(vk_div_up(m, TM), LY), 1);
+    }
+    enum { BM = 64, BN = 64, BK = 16, TM = 4, TN = 4 };
+    vk_pipeline_desc d = {.shader = "conv_tiled", .bindings = "ssss", .push_size = sizeof p, .n_spec = 11,
+                          .spec = {BM, BN, BK, TM, TN, 0, 0, 0, 0, 0, mode}, .local_size = {BN / TN, BM / TM, 1}};
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(ncols, BN), vk_div_up(m, BM), 1);
+}
+
+snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *x, const vk_buf *w,
+                               const vk_buf *bias, const vk_buf *y, gemm_variant v)
+{
+    return conv_dispatch(q, ctx, s, 0, w, x, bias, y, 0.0f, v);
+}
+
+snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
+                                     const vk_buf *w, const vk_buf *dx, float beta, gemm_variant v)
+{
+    return conv_dispatch(q, ctx, s, 1, w, dy, NULL, dx, beta, v);
+}
+
+snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
+                                       const vk_buf *x, const vk_buf *dw, float beta, gemm_variant v)
+{
+    return conv_dispatch(q, ctx, s, 2, dy, x, NULL, dw, beta, v);
+}

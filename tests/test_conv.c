@@ -1,0 +1,152 @@
+/* conv2d forward, backward-data and backward-filter in both kernel variants, against the
+ * double-precision C reference and against finite differences of it, at awkward shapes. */
+#include "harness.h"
+#include "ops/conv.h"
+#include "ref/ref_ops.h"
+#include "vk/vk.h"
+
+typedef struct shape { int n, c, h, w, k, ks, st, pad; } shape;
+
+static const shape shapes[] = {
+    {1, 3, 7, 5, 5, 3, 1, 1},  {3, 5, 9, 7, 4, 3, 2, 1},  {2, 3, 8, 6, 6, 5, 2, 2},  {1, 4, 11, 9, 3, 7, 1, 3},
+    {2, 17, 6, 6, 33, 1, 1, 0}, {3, 3, 7, 7, 5, 1, 2, 0}, {2, 16, 16, 16, 16, 3, 1, 1}, {1, 2, 5, 5, 3, 3, 3, 0},
+};
+
+static double *to_double(const float *x, size_t n)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+static vk_buf upload(const float *x, size_t n)
+{
+    vk_buf b;
+    CHECK_OK(vk_buf_alloc(h_context(), n * 4, &b));
+    CHECK_OK(vk_buf_write(h_context(), &b, 0, x, n * 4));
+    return b;
+}
+
+static void poison(vk_buf *b, size_t n)
+{
+    float *p = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    CHECK_OK(vk_buf_write(h_context(), b, 0, p, n * 4));
+    free(p);
+}
+
+static void run_case(const shape *sh, gemm_variant v)
+{
+    snlvk_context *ctx = h_context();
+    conv_shape cs = {(uint32_t)sh->n, (uint32_t)sh->c, (uint32_t)sh->h, (uint32_t)sh->w,
+                     (uint32_t)sh->k, (uint32_t)sh->ks, (uint32_t)sh->st, (uint32_t)sh->pad};
+    int P = (int)conv_out_h(&cs), Q = (int)conv_out_w(&cs);
+    size_t nx = (size_t)sh->n * sh->c * sh->h * sh->w, nw = (size_t)sh->k * sh->c * sh->ks * sh->ks;
+    size_t ny = (size_t)sh->n * sh->k * P * Q;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc(sh->k * 4), *dy = malloc(ny * 4);
+    float *y = malloc(ny * 4), *dx = malloc(nx * 4), *dw = malloc(nw * 4);
+    h_fill(x, nx, -1, 1);
+    h_fill(w, nw, -1, 1);
+    h_fill(b, sh->k, -1, 1);
+    h_fill(dy, ny, -1, 1);
+    double *xd = to_double(x, nx), *wd = to_double(w, nw), *bd = to_double(b, sh->k), *dyd = to_double(dy, ny);
+    double *yr = malloc(ny * 8), *dxr = malloc(nx * 8), *dwr = malloc(nw * 8);
+    ref_conv2d_forward(xd, wd, bd, yr, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
+    ref_conv2d_backward_data(dyd, wd, dxr, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
+    ref_conv2d_backward_filter(dyd, xd, dwr, NULL, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
+
+    vk_buf bx = upload(x, nx), bw = upload(w, nw), bb = upload(b, sh->k), bdy = upload(dy, ny);
+    vk_buf by, bdx, bdw;
+    CHECK_OK(vk_buf_alloc(ctx, ny * 4, &by));
+    CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx));
+    CHECK_OK(vk_buf_alloc(ctx, nw * 4, &bdw));
+    poison(&by, ny);
+    poison(&bdx, nx);
+    poison(&bdw, nw);
+    vk_seq *q;
+    CHECK_OK(vk_seq_create(ctx, &q));
+    CHECK_OK(vk_seq_begin(q, 0));
+    CHECK_OK(op_conv2d_forward(q, ctx, &cs, &bx, &bw, &bb, &by, v));
+    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, 0.0f, v));
+    CHECK_OK(vk_seq_end(q));
+    CHECK_OK(vk_seq_run(q));
+    CHECK_OK(vk_buf_read(ctx, &by, 0, y, ny * 4));
+    CHECK_OK(vk_buf_read(ctx, &bdx, 0, dx, nx * 4));
+    CHECK_OK(vk_buf_read(ctx, &bdw, 0, dw, nw * 4));
+    const char *vn = gemm_variant_name(v);
+    double e;
+    CHECK((e = h_rel_err(y, yr, ny)) < 1e-5, "%s fwd n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn, sh->n,
+          sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad, e);
+    CHECK((e = h_rel_err(dx, dxr, nx)) < 1e-5, "%s bwd-data n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn,
+          sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad, e);
+    CHECK((e = h_rel_err(dw, dwr, nw)) < 1e-5, "%s bwd-filter n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn,
+          sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad, e);
+
+    /* Finite differences in double around the GPU gradients: L = sum(dy .* conv(x, w)). */
+    double *yp = malloc(ny * 8), *ym = malloc(ny * 8);
+    const double hstep = 1e-4;
+    int bad = 0;
+    for (int t = 0; t < 12; t++) {
+        int which = t & 1; /* 0: a coordinate of x, 1: of w */
+        size_t idx = (size_t)(h_uniform(0, 1) * (float)(which ? nw : nx));
+        if (idx >= (which ? nw : nx)) idx = 0;
+        double *arr = which ? wd : xd;
+        double keep = arr[idx];
+        arr[idx] = keep + hstep;
+        ref_conv2d_forward(xd, wd, bd, yp, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
+        arr[idx] = keep - hstep;
+        ref_conv2d_forward(xd, wd, bd, ym, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
+        arr[idx] = keep;
+        double num = 0;
+        for (size_t i = 0; i < ny; i++) num += dyd[i] * (yp[i] - ym[i]);
+        num /= 2 * hstep;
+        double ana = which ? dw[idx] : dx[idx];
+        if (fabs(num - ana) > 1e-4 * (1 + fabs(num))) {
+            bad++;
+            fprintf(stderr, "  fd %s[%zu]: numeric %.8g, GPU %.8g\n", which ? "w" : "x", idx, num, ana);
+        }
+    }
+    CHECK(bad == 0, "%s: %d finite-difference mismatches", vn, bad);
+
+    /* beta = 1 accumulates into an existing gradient */
+    CHECK_OK(vk_seq_begin(q, 0));
+    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, 1.0f, v));
+    CHECK_OK(vk_seq_end(q));
+    CHECK_OK(vk_seq_run(q));
+    CHECK_OK(vk_buf_read(ctx, &bdw, 0, dw, nw * 4));
+    for (size_t i = 0; i < nw; i++) dwr[i] *= 2;
+    CHECK((e = h_rel_err(dw, dwr, nw)) < 1e-5, "%s bwd-filter accumulate: rel err %.3g", vn, e);
+
+    vk_seq_destroy(q);
+    vk_buf *bufs[] = {&bx, &bw, &bb, &bdy, &by, &bdx, &bdw};
+    for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vk_buf_free(ctx, bufs[i]);
+    free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw);
+    free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr), free(dwr), free(yp), free(ym);
+}
+
+static void test_conv_texel(void)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) run_case(&shapes[i], GEMM_TEXEL);
+}
+static void test_conv_tiled(void)
+{
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) run_case(&shapes[i], GEMM_TILED);
+}
+
+static void test_conv_bad_shape(void)
+{
+    conv_shape cs = {1, 3, 2, 2, 4, 5, 1, 0};
+    CHECK(conv_check(&cs) == SNLVK_E_INVALID, "a 5x5 kernel on a 2x2 input was accepted");
+    cs.ksize = 1;
+    cs.stride = 0;
+    CHECK(conv_check(&cs) == SNLVK_E_INVALID, "stride 0 was accepted");
+}
+
+int main(void)
+{
+    RUN(test_conv_texel);
+    RUN(test_conv_tiled);
+    RUN(test_conv_bad_shape);
+    return h_finish();
+}
