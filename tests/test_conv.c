@@ -56,7 +56,10 @@ static void run_case(const shape *sh, gemm_variant v)
     ref_conv2d_backward_filter(dyd, xd, dwr, NULL, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
 
     vk_buf bx = upload(x, nx), bw = upload(w, nw), bb = upload(b, sh->k), bdy = upload(dy, ny);
-    vk_buf by, bdx, bdw;
+    vk_buf by, bdx, bdw, bdx2, bws;
+    CHECK_OK(vk_buf_alloc(ctx, conv_workspace_bytes(&cs), &bws));
+    CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx2));
+    poison(&bdx2, nx);
     CHECK_OK(vk_buf_alloc(ctx, ny * 4, &by));
     CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx));
     CHECK_OK(vk_buf_alloc(ctx, nw * 4, &bdw));
@@ -67,7 +70,8 @@ static void run_case(const shape *sh, gemm_variant v)
     CHECK_OK(vk_seq_create(ctx, &q));
     CHECK_OK(vk_seq_begin(q, 0));
     CHECK_OK(op_conv2d_forward(q, ctx, &cs, &bx, &bw, &bb, &by, v));
-    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx, &bws, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx2, NULL, 0.0f, v)); /* the direct kernel */
     CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, 0.0f, v));
     CHECK_OK(vk_seq_end(q));
     CHECK_OK(vk_seq_run(q));
@@ -76,6 +80,10 @@ static void run_case(const shape *sh, gemm_variant v)
     CHECK_OK(vk_buf_read(ctx, &bdw, 0, dw, nw * 4));
     const char *vn = gemm_variant_name(v);
     double e;
+    float *dx2 = malloc(nx * 4);
+    CHECK_OK(vk_buf_read(ctx, &bdx2, 0, dx2, nx * 4));
+    CHECK((e = h_rel_err(dx2, dxr, nx)) < 1e-5, "%s bwd-data direct kernel: rel err %.3g", vn, e);
+    free(dx2);
     CHECK((e = h_rel_err(y, yr, ny)) < 1e-5, "%s fwd n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn, sh->n,
           sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad, e);
     CHECK((e = h_rel_err(dx, dxr, nx)) < 1e-5, "%s bwd-data n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn,
@@ -119,7 +127,7 @@ static void run_case(const shape *sh, gemm_variant v)
     CHECK((e = h_rel_err(dw, dwr, nw)) < 1e-5, "%s bwd-filter accumulate: rel err %.3g", vn, e);
 
     vk_seq_destroy(q);
-    vk_buf *bufs[] = {&bx, &bw, &bb, &bdy, &by, &bdx, &bdw};
+    vk_buf *bufs[] = {&bx, &bw, &bb, &bdy, &by, &bdx, &bdw, &bdx2, &bws};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vk_buf_free(ctx, bufs[i]);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw);
     free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr), free(dwr), free(yp), free(ym);

@@ -81,6 +81,22 @@ typedef struct snlvk_gemm_bench {
 snlvk_status snlvk_bench_gemm(snlvk_context *ctx, int m, int n, int k, int reps, const char *variant,
                               snlvk_gemm_bench *out);
 
+/* Per-op benchmark at the layer shapes of a model ("resnet18": CIFAR 32x32,
+ * "resnet8-mini": 28x28 grey). Each result is reported through `cb` as soon as it is
+ * measured. `filter`: only ops whose name contains it (NULL: all). */
+typedef struct snlvk_op_bench {
+    char op[48];          /* e.g. "conv2d_forward" */
+    char shape[96];       /* e.g. "n32 c64 32x32 -> k64 3x3 s1 p1" */
+    char variant[16];     /* kernel variant */
+    double median_ms, min_ms;
+    double flops;         /* floating-point operations per run (0 for memory-bound ops) */
+    double bytes;         /* bytes read and written per run */
+    int reps;
+} snlvk_op_bench;
+typedef void (*snlvk_op_bench_fn)(void *user, const snlvk_op_bench *result);
+snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, int reps, const char *filter,
+                             snlvk_op_bench_fn cb, void *user);
+
 #ifdef __cplusplus
 }
 #endif

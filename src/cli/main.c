@@ -170,50 +170,110 @@ static int cmd_devices(int argc, char **argv)
 }
 
 /* ---- bench ---- */
+typedef struct ops_printer {
+    int json, first;
+    double peak_gflops;
+} ops_printer;
+
+static void print_op_result(void *user, const snlvk_op_bench *r)
+{
+    ops_printer *pr = user;
+    double gflops = r->flops > 0 ? r->flops / (r->median_ms * 1e6) : 0;
+    double gbs = r->bytes / (r->median_ms * 1e6);
+    if (pr->json) {
+        printf("%s\n    {\"op\": \"%s\", \"shape\": \"%s\", \"variant\": \"%s\", \"median_ms\": %.4f, "
+               "\"min_ms\": %.4f, \"gflops\": %.3f, \"gbs\": %.3f, \"reps\": %d}",
+               pr->first ? "" : ",", r->op, r->shape, r->variant, r->median_ms, r->min_ms, gflops, gbs, r->reps);
+    } else {
+        char peak[16] = "";
+        if (pr->peak_gflops > 0 && gflops > 0) snprintf(peak, sizeof peak, "%5.1f%%", 100.0 * gflops / pr->peak_gflops);
+        printf("%-24s %-34s %-6s %10.3f %9.2f %8.2f %7s\n", r->op, r->shape, r->variant, r->median_ms, gflops, gbs,
+               peak);
+    }
+    pr->first = 0;
+    fflush(stdout);
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     common_opts o = {-1, 0};
-    int gemm = 0, reps = 10;
-    const char *variant = "auto";
+    int gemm = 0, ops = 0, reps = 10, batch = 32;
+    const char *variant = "auto", *model = "resnet18", *filter = NULL;
+    double peak = 0;
     for (int i = 1; i < argc; i++) {
         int r = common_option(argc, argv, &i, &o);
         if (r < 0) return EXIT_USAGE;
         if (r) continue;
-        if (strcmp(argv[i], "--gemm") == 0) gemm = 1;
-        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc) {
-            if (!parse_int("--reps", argv[++i], 1, 10000, &reps)) return EXIT_USAGE;
-        } else if (strcmp(argv[i], "--variant") == 0 && i + 1 < argc) {
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(a, "--gemm") == 0) gemm = 1;
+        else if (strcmp(a, "--ops") == 0) ops = 1;
+        else if (strcmp(a, "--reps") == 0) {
+            if (!parse_int(a, val, 1, 10000, &reps)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--batch") == 0) {
+            if (!parse_int(a, val, 1, 4096, &batch)) return EXIT_USAGE;
+            i++;
+        } else if (strcmp(a, "--model") == 0 && val) {
+            model = argv[++i];
+            if (strcmp(model, "resnet18") && strcmp(model, "resnet8-mini"))
+                return usage_error("bench", "--model expects resnet18 or resnet8-mini, got '%s'", model);
+        } else if (strcmp(a, "--filter") == 0 && val) {
+            filter = argv[++i];
+        } else if (strcmp(a, "--peak-gflops") == 0 && val) {
+            char *end;
+            peak = strtod(argv[++i], &end);
+            if (*end || peak <= 0) return usage_error("bench", "--peak-gflops expects a positive number, got '%s'", argv[i]);
+        } else if (strcmp(a, "--variant") == 0 && val) {
             variant = argv[++i];
             if (strcmp(variant, "auto") && strcmp(variant, "texel") && strcmp(variant, "tiled"))
                 return usage_error("bench", "--variant expects auto, texel or tiled, got '%s'", variant);
         } else
-            return usage_error("bench", "unknown option '%s'", argv[i]);
+            return usage_error("bench", "unknown option '%s'", a);
     }
-    if (!gemm) return usage_error("bench", "%snothing to benchmark: pass --gemm", "");
+    if (!gemm && !ops) return usage_error("bench", "%snothing to benchmark: pass --gemm or --ops", "");
     snlvk_context *ctx;
     snlvk_status s = open_context(&o, &ctx);
     if (s != SNLVK_OK) return fail(s);
-    static const int sizes[][3] = {{128, 128, 128}, {256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024}};
     const snlvk_device_info *d = snlvk_context_device(ctx);
-    if (o.json) printf("{\"device\": \"%s\", \"gemm\": [", d->name);
-    else printf("GEMM C = A*B on %s (median of %d runs, GPU timestamps)\n%16s %8s %10s %10s\n", d->name, reps,
-                "M x N x K", "variant", "median ms", "GFLOP/s");
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && s == SNLVK_OK; i++) {
-        snlvk_gemm_bench b;
-        s = snlvk_bench_gemm(ctx, sizes[i][0], sizes[i][1], sizes[i][2], reps, variant, &b);
-        if (s != SNLVK_OK) break;
-        if (o.json)
-            printf("%s{\"m\": %d, \"n\": %d, \"k\": %d, \"variant\": \"%s\", \"median_ms\": %.4f, \"min_ms\": %.4f, "
-                   "\"gflops\": %.2f}",
-                   i ? ", " : "", b.m, b.n, b.k, b.variant, b.median_ms, b.min_ms, b.gflops);
-        else {
-            char dims[32];
-            snprintf(dims, sizeof dims, "%dx%dx%d", b.m, b.n, b.k);
-            printf("%16s %8s %10.3f %10.2f\n", dims, b.variant, b.median_ms, b.gflops);
-        }
-        fflush(stdout);
+    if (o.json) {
+        printf("{\"device\": ");
+        json_str(stdout, d->name);
+        printf(", \"driver\": ");
+        json_str(stdout, d->driver_info);
+        printf(", \"model\": \"%s\", \"batch\": %d", model, batch);
     }
-    if (o.json && s == SNLVK_OK) printf("]}\n");
+    if (gemm) {
+        static const int sizes[][3] = {{128, 128, 128}, {256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024}};
+        if (o.json) printf(", \"gemm\": [");
+        else printf("GEMM C = A*B on %s (median of %d runs, GPU timestamps)\n%16s %8s %10s %10s\n", d->name, reps,
+                    "M x N x K", "variant", "median ms", "GFLOP/s");
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0] && s == SNLVK_OK; i++) {
+            snlvk_gemm_bench b;
+            s = snlvk_bench_gemm(ctx, sizes[i][0], sizes[i][1], sizes[i][2], reps, variant, &b);
+            if (s != SNLVK_OK) break;
+            if (o.json)
+                printf("%s{\"m\": %d, \"n\": %d, \"k\": %d, \"variant\": \"%s\", \"median_ms\": %.4f, "
+                       "\"min_ms\": %.4f, \"gflops\": %.2f}",
+                       i ? ", " : "", b.m, b.n, b.k, b.variant, b.median_ms, b.min_ms, b.gflops);
+            else {
+                char dims[32];
+                snprintf(dims, sizeof dims, "%dx%dx%d", b.m, b.n, b.k);
+                printf("%16s %8s %10.3f %10.2f\n", dims, b.variant, b.median_ms, b.gflops);
+            }
+            fflush(stdout);
+        }
+        if (o.json && s == SNLVK_OK) printf("]");
+    }
+    if (ops && s == SNLVK_OK) {
+        ops_printer pr = {o.json, 1, peak};
+        if (o.json) printf(", \"ops\": [");
+        else printf("%sops at %s shapes, batch %d, on %s (median of %d runs, GPU timestamps)\n%-24s %-34s %-6s %10s %9s %8s %7s\n",
+                    gemm ? "\n" : "", model, batch, d->name, reps, "op", "shape", "kernel", "median ms", "GFLOP/s",
+                    "GB/s", "peak");
+        s = snlvk_bench_ops(ctx, model, batch, reps, filter, print_op_result, &pr);
+        if (o.json && s == SNLVK_OK) printf("\n  ]");
+    }
+    if (o.json && s == SNLVK_OK) printf("}\n");
     snlvk_context_destroy(ctx);
     return s == SNLVK_OK ? 0 : fail(s);
 }
@@ -223,7 +283,7 @@ static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
     {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
-    {"bench", "time kernels on the chosen device", "snlvk bench --gemm [--variant auto|texel|tiled] [--reps N] [--json] [--device N]",
+    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--model resnet18|resnet8-mini] [--batch N] [--filter OP]] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
      cmd_bench},
     {"help", "show help for a command", "snlvk help [COMMAND]", cmd_help},
 };

@@ -18,9 +18,14 @@ snlvk_status conv_check(const conv_shape *s);
 /* y[n,k,p,q] = sum w[k,c,r,s] x[n,c,p*st+r-pad,q*st+s-pad] (+ bias[k]); bias may be NULL. */
 snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *x, const vk_buf *w,
                                const vk_buf *bias, const vk_buf *y, gemm_variant v);
-/* dx = d loss / d x (overwritten, or accumulated when beta = 1). */
+/* Scratch the backward-data pass uses (the flipped weights), in bytes. */
+size_t conv_workspace_bytes(const conv_shape *s);
+/* dx = d loss / d x (overwritten, or accumulated when beta = 1). `workspace` (at least
+ * conv_workspace_bytes) lets stride-1 layers run as a forward convolution; NULL uses
+ * the direct gather kernel. */
 snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
-                                     const vk_buf *w, const vk_buf *dx, float beta, gemm_variant v);
+                                     const vk_buf *w, const vk_buf *dx, const vk_buf *workspace, float beta,
+                                     gemm_variant v);
 /* dw = d loss / d w (overwritten, or accumulated when beta = 1). */
 snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
                                        const vk_buf *x, const vk_buf *dw, float beta, gemm_variant v);
