@@ -51,11 +51,16 @@ static void test_alloc_reuse(void)
 static void test_transfer_roundtrip(void)
 {
     snlvk_context *ctx = h_context();
-    enum { N = 100003 };
+    enum { N = 5000003 }; /* larger than the 16 MiB staging buffer: chunked transfers */
     float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
     h_fill(x, N, -3, 3);
     vk_buf b;
+    const char *staging = getenv("SNLVK_FORCE_STAGING");
+    if (staging && strcmp(staging, "1") == 0)
+        CHECK(!snlvk_context_device(ctx)->unified_memory, "SNLVK_FORCE_STAGING=1 left unified memory on");
     CHECK_OK(vk_buf_alloc(ctx, N * sizeof(float), &b));
+    CHECK(snlvk_context_device(ctx)->unified_memory ? b.mapped != NULL : b.mapped == NULL,
+          "mapping does not follow the memory model");
     float zero = 1;
     CHECK_OK(vk_buf_read(ctx, &b, 0, &zero, 4));
     CHECK(zero == 0.0f, "new buffers are zero-filled, got %g", zero);

@@ -587,6 +587,10 @@ static snlvk_status context_init(snlvk_context *ctx, const snlvk_context_opts *o
     vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->mem_props);
     uint32_t ts_bits = 0;
     compute_queue_family(ctx->phys, &ctx->queue_family, &ts_bits);
+    /* SNLVK_FORCE_STAGING=1 treats a unified-memory device like a discrete GPU (tensors
+     * not mapped, transfers through the staging buffer), so that path is tested everywhere. */
+    const char *staging = getenv("SNLVK_FORCE_STAGING");
+    if (staging && strcmp(staging, "1") == 0) ctx->info.unified_memory = 0;
     SNLVK_TRY(create_device(ctx));
     SNLVK_TRY(vk_mem_init(ctx));
     SNLVK_TRY(create_pipeline_cache(ctx));

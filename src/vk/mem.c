@@ -309,9 +309,10 @@ snlvk_status vk_buf_fill(snlvk_context *ctx, const vk_buf *b, uint32_t value)
 {
     if (b->mapped) {
         uint32_t *p = b->mapped;
-        for (VkDeviceSize i = 0; i < b->size / 4; i++) p[i] = value;
+        for (VkDeviceSize i = 0; i < (b->size + 3) / 4; i++) p[i] = value;
         return SNLVK_OK;
     }
-    fill_job j = {b->buffer, b->offset, b->size, value};
+    /* whole words: the allocation is rounded up to the alignment, so this stays inside it */
+    fill_job j = {b->buffer, b->offset, (b->size + 3) & ~(VkDeviceSize)3, value};
     return vk_run_once(ctx, record_fill, &j);
 }

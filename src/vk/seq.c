@@ -220,7 +220,7 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
 snlvk_status vk_seq_fill(vk_seq *s, const vk_buf *b, uint32_t value)
 {
     if (!s->recording) return snlvk_fail(SNLVK_E_INVALID, "internal: fill outside vk_seq_begin/vk_seq_end");
-    vkCmdFillBuffer(s->cb, b->buffer, b->offset, b->size, value);
+    vkCmdFillBuffer(s->cb, b->buffer, b->offset, (b->size + 3) & ~(VkDeviceSize)3, value);
     return after_command(s);
 }
 
