@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""Runs `snlvk bench --ops --json` and tools/bench_torch.py one after the other on this
+machine and prints one table: time of each op in both, and snlvk's throughput as a
+multiple of PyTorch's (above 1: snlvk is faster).
+
+    /usr/bin/python3 tools/bench_compare.py [--snlvk build/snlvk] [--model resnet18] [--batch 32]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--snlvk", default=os.path.join(HERE, "..", "build", "snlvk"))
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--filter", default=None)
+    ap.add_argument("--json", help="also write the combined results here")
+    a = ap.parse_args()
+    filt = ["--filter", a.filter] if a.filter else []
+    ours = json.loads(subprocess.run([a.snlvk, "bench", "--ops", "--json", "--model", a.model, "--batch",
+                                      str(a.batch), "--reps", str(a.reps)] + filt,
+                                     check=True, capture_output=True, text=True).stdout)
+    theirs = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "bench_torch.py"), "--model", a.model,
+                                        "--batch", str(a.batch), "--reps", str(a.reps), "--threads",
+                                        str(a.threads)] + filt, check=True, capture_output=True, text=True).stdout)
+    ref = {(r["op"], r["shape"]): r for r in theirs["ops"]}
+    print(f"snlvk on {ours['device']}  vs  {theirs['device']}; {a.model}, batch {a.batch}, medians of {a.reps}")
+    print(f"{'op':24s} {'shape':34s} {'snlvk ms':>9s} {'torch ms':>9s} {'GFLOP/s':>8s} {'ratio':>6s}")
+    rows = []
+    for r in ours["ops"]:
+        t = ref.get((r["op"], r["shape"]))
+        ratio = t["median_ms"] / r["median_ms"] if t else None
+        rows.append({"op": r["op"], "shape": r["shape"], "snlvk_ms": r["median_ms"],
+                     "torch_ms": t["median_ms"] if t else None, "snlvk_gflops": r["gflops"], "ratio": ratio})
+        print(f"{r['op']:24s} {r['shape']:34s} {r['median_ms']:9.3f} "
+              f"{(t['median_ms'] if t else float('nan')):9.3f} {r['gflops']:8.2f} "
+              f"{(ratio if ratio else float('nan')):6.2f}")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"snlvk": ours, "torch": theirs, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
