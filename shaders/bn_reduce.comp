@@ -1,0 +1,115 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+// Per-channel reductions over N*H*W of an NCHW tensor: one workgroup per channel
+// (gl_WorkGroupID.x), each invocation sums a strided share serially, then a shared-memory
+// tree adds the partial sums (the workgroup size must be a power of two).
+//   MODE 0, channel sum:   out0[c] = sum x  (+ beta * out0[c])
+//   MODE 1, BN backward:   out0[c] = dgamma = sum dy*(x-mean)*invstd, out1[c] = dbeta = sum dy
+//                          (A = dy, B = x, st0 = save_mean, st1 = save_invstd)
+//   MODE 2, BN statistics: out0[c] = mean, out1[c] = 1/sqrt(var_biased + eps); with
+//                          flags bit 0, st0/st1 (running mean/var) += momentum*(stat - run),
+//                          the unbiased variance for the running one.
+// The mean is summed about a shift (the channel's first element) and the variance is
+// a second pass over (x - mean)^2, so a large mean costs no precision.
+#include "common.glsl"
+
+layout(constant_id = 0) const uint MODE = 0;
+
+layout(binding = 0) uniform samplerBuffer A;
+layout(binding = 1) uniform samplerBuffer B;
+layout(binding = 2) buffer Out0 { float out0[]; };
+layout(binding = 3) buffer Out1 { float out1[]; };
+layout(binding = 4) buffer St0 { float st0[]; };
+layout(binding = 5) buffer St1 { float st1[]; };
+
+layout(push_constant) uniform Params {
+    uint n, c, hw;
+    uint flags;       // MODE 2: bit 0 updates the running statistics
+    float beta;       // MODE 0: out0 = sum + beta * out0 (0 overwrites)
+    float momentum, eps;
+} p;
+
+shared float red0[gl_WorkGroupSize.x];
+shared float red1[gl_WorkGroupSize.x];
+
+// Sums v over the workgroup; every invocation gets the result.
+vec2 wg_sum(vec2 v)
+{
+    const uint t = gl_LocalInvocationID.x;
+    red0[t] = v.x;
+    red1[t] = v.y;
+    barrier();
+    for (uint s = gl_WorkGroupSize.x / 2u; s > 0u; s >>= 1) {
+        if (t < s) {
+            red0[t] += red0[t + s];
+            red1[t] += red1[t + s];
+        }
+        barrier();
+    }
+    const vec2 r = vec2(red0[0], red1[0]);
+    barrier(); // the arrays may be reused right after
+    return r;
+}
+
+// This invocation's share of a channel: the values n*hw + i (i < hw) of the channel's
+// N*H*W at flat positions t, t + WG, t + 2*WG, ... Stepping (n, i) by (WG / hw, WG % hw)
+// with a carry avoids an integer division per element (scalarised on lavapipe).
+struct Walk { uint n, i; };
+Walk walk_begin() { return Walk(gl_LocalInvocationID.x / p.hw, gl_LocalInvocationID.x % p.hw); }
+void walk_next(inout Walk w)
+{
+    w.i += gl_WorkGroupSize.x % p.hw;
+    w.n += gl_WorkGroupSize.x / p.hw;
+    if (w.i >= p.hw) {
+        w.i -= p.hw;
+        w.n++;
+    }
+}
+int walk_index(Walk w, uint ch) { return int((w.n * p.c + ch) * p.hw + w.i); }
+
+void main()
+{
+    const uint ch = gl_WorkGroupID.x;
+    const float count = float(p.n) * float(p.hw);
+    if (MODE == 0u) {
+        float s = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x;
+        const float tot = wg_sum(vec2(s, 0.0)).x;
+        if (gl_LocalInvocationID.x == 0u) out0[ch] = p.beta != 0.0 ? tot + p.beta * out0[ch] : tot;
+    } else if (MODE == 1u) {
+        const float mean = st0[ch], invstd = st1[ch];
+        float sdy = 0.0, sdyx = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
+            const int j = walk_index(w, ch);
+            const float dy = texelFetch(A, j).x;
+            sdy += dy;
+            sdyx += dy * (texelFetch(B, j).x - mean);
+        }
+        const vec2 tot = wg_sum(vec2(sdyx, sdy));
+        if (gl_LocalInvocationID.x == 0u) {
+            out0[ch] = tot.x * invstd;
+            out1[ch] = tot.y;
+        }
+    } else {
+        const float shift = texelFetch(A, int(ch * p.hw)).x;
+        float s = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x - shift;
+        const float mean = shift + wg_sum(vec2(s, 0.0)).x / count;
+        float sq = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
+            const float d = texelFetch(A, walk_index(w, ch)).x - mean;
+            sq += d * d;
+        }
+        const float ssq = wg_sum(vec2(sq, 0.0)).x;
+        if (gl_LocalInvocationID.x == 0u) {
+            const float var = ssq / count;
+            out0[ch] = mean;
+            out1[ch] = 1.0 / sqrt(var + p.eps);
+            if ((p.flags & 1u) != 0u) {
+                const float unbiased = count > 1.0 ? ssq / (count - 1.0) : var;
+                st0[ch] = (1.0 - p.momentum) * st0[ch] + p.momentum * mean;
+                st1[ch] = (1.0 - p.momentum) * st1[ch] + p.momentum * unbiased;
+            }
+        }
+    }
+}

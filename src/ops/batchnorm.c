@@ -1,0 +1,167 @@
+#include "ops/batchnorm.h"
+
+enum { BN_RED_WG = 256 };
+
+typedef struct bn_reduce_push {
+    uint32_t n, c, hw, flags;
+    float beta, momentum, eps;
+} bn_reduce_push;
+
+typedef struct bn_forward_push {
+    uint32_t n, c, hw, flags;
+    float eps;
+} bn_forward_push;
+
+typedef struct bn_backward_push {
+    uint32_t n, c, hw, flags;
+    float inv_count, beta;
+} bn_backward_push;
+
+snlvk_status bn_check(const bn_shape *s)
+{
+    if (!s->n || !s->c || !s->h || !s->w) return snlvk_fail(SNLVK_E_INVALID, "batchnorm: every size must be positive");
+    if ((uint64_t)s->n * s->c * s->h * s->w > INT32_MAX)
+        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: %ux%ux%ux%u has more than 2^31 elements", s->n, s->c, s->h, s->w);
+    return SNLVK_OK;
+}
+
+static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
+{
+    if (!b) return snlvk_fail(SNLVK_E_INVALID, "batchnorm: %s is missing", what);
+    if (b->size < floats * 4)
+        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: %s holds %llu bytes, needs %llu", what,
+                          (unsigned long long)b->size, (unsigned long long)(floats * 4));
+    return SNLVK_OK;
+}
+
+/* The elementwise kernels run a grid (x strides over H*W, y = channel, z strides over the
+ * batch): workgroups of up to 256 invocations along x, narrower for small planes, and
+ * about 4096 workgroups in all (lavapipe pays per workgroup). */
+typedef struct plane_grid {
+    uint32_t wg, gx, gz;
+} plane_grid;
+
+static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, plane_grid *g)
+{
+    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[1])
+        return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
+    uint32_t hw = s->h * s->w, wg = 16;
+    while (wg < hw && wg < 256) wg *= 2;
+    g->wg = wg;
+    g->gx = vk_div_up(hw, wg);
+    if (g->gx > 1024) g->gx = 1024;
+    uint64_t per_z = (uint64_t)g->gx * s->c;
+    g->gz = per_z >= 4096 ? 1 : (uint32_t)(4096 / per_z);
+    if (g->gz > s->n) g->gz = s->n;
+    return SNLVK_OK;
+}
+
+/* bn_reduce.comp: mode 0 channel sum, 1 backward sums, 2 statistics. */
+static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uint32_t mode, const vk_buf *a,
+                           const vk_buf *b, const vk_buf *o0, const vk_buf *o1, const vk_buf *s0, const vk_buf *s1,
+                           const bn_reduce_push *p)
+{
+    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[0])
+        return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
+    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = "ttssss", .push_size = sizeof *p, .n_spec = 1,
+                          .spec = {mode}, .local_size = {BN_RED_WG, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[6] = {vk_bind(a), vk_bind(b ? b : a), vk_bind(o0), vk_bind(o1 ? o1 : o0),
+                           vk_bind(s0 ? s0 : o0), vk_bind(s1 ? s1 : o0)};
+    return vk_seq_dispatch(q, pipe, binds, 6, p, s->c, 1, 1);
+}
+
+static snlvk_status forward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uint32_t eval, const vk_buf *x,
+                            const vk_buf *gamma, const vk_buf *beta, const vk_buf *mean, const vk_buf *scale,
+                            const vk_buf *y, float eps)
+{
+    plane_grid g = {0, 0, 0};
+    SNLVK_TRY(grid_for(ctx, s, &g));
+    bn_forward_push p = {s->n, s->c, s->h * s->w, (gamma ? 1u : 0u) | (beta ? 2u : 0u), eps};
+    vk_pipeline_desc d = {.shader = "bn_forward", .bindings = "ttttts", .push_size = sizeof p, .n_spec = 1,
+                          .spec = {eval}, .local_size = {g.wg, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[6] = {vk_bind(x), vk_bind(gamma ? gamma : mean), vk_bind(beta ? beta : mean), vk_bind(mean),
+                           vk_bind(scale), vk_bind(y)};
+    return vk_seq_dispatch(q, pipe, binds, 6, &p, g.gx, s->c, g.gz);
+}
+
+static snlvk_status check_common(const bn_shape *s, const vk_buf *x, const vk_buf *gamma, const vk_buf *beta,
+                                 const vk_buf *y)
+{
+    SNLVK_TRY(bn_check(s));
+    uint64_t total = (uint64_t)s->n * s->c * s->h * s->w;
+    SNLVK_TRY(need(x, total, "x"));
+    SNLVK_TRY(need(y, total, "y"));
+    if (gamma) SNLVK_TRY(need(gamma, s->c, "gamma"));
+    if (beta) SNLVK_TRY(need(beta, s->c, "beta"));
+    return SNLVK_OK;
+}
+
+snlvk_status op_bn_forward_train(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                                 const vk_buf *gamma, const vk_buf *beta, const vk_buf *running_mean,
+                                 const vk_buf *running_var, const vk_buf *y, const vk_buf *save_mean,
+                                 const vk_buf *save_invstd, float momentum, float eps)
+{
+    SNLVK_TRY(check_common(s, x, gamma, beta, y));
+    SNLVK_TRY(need(save_mean, s->c, "save_mean"));
+    SNLVK_TRY(need(save_invstd, s->c, "save_invstd"));
+    if (!running_mean != !running_var)
+        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: running_mean and running_var go together");
+    if (running_mean) {
+        SNLVK_TRY(need(running_mean, s->c, "running_mean"));
+        SNLVK_TRY(need(running_var, s->c, "running_var"));
+    }
+    bn_reduce_push p = {s->n, s->c, s->h * s->w, running_mean ? 1u : 0u, 0.0f, momentum, eps};
+    SNLVK_TRY(reduce(q, ctx, s, 2, x, NULL, save_mean, save_invstd, running_mean, running_var, &p));
+    return forward(q, ctx, s, 0, x, gamma, beta, save_mean, save_invstd, y, eps);
+}
+
+snlvk_status op_bn_forward_eval(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                                const vk_buf *gamma, const vk_buf *beta, const vk_buf *running_mean,
+                                const vk_buf *running_var, const vk_buf *y, float eps)
+{
+    SNLVK_TRY(check_common(s, x, gamma, beta, y));
+    SNLVK_TRY(need(running_mean, s->c, "running_mean"));
+    SNLVK_TRY(need(running_var, s->c, "running_var"));
+    return forward(q, ctx, s, 1, x, gamma, beta, running_mean, running_var, y, eps);
+}
+
+snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *dy, const vk_buf *x,
+                            const vk_buf *gamma, const vk_buf *save_mean, const vk_buf *save_invstd,
+                            const vk_buf *dx, const vk_buf *dgamma, const vk_buf *dbeta, float beta_dx)
+{
+    SNLVK_TRY(check_common(s, x, gamma, NULL, dx));
+    uint64_t total = (uint64_t)s->n * s->c * s->h * s->w;
+    SNLVK_TRY(need(dy, total, "dy"));
+    SNLVK_TRY(need(save_mean, s->c, "save_mean"));
+    SNLVK_TRY(need(save_invstd, s->c, "save_invstd"));
+    SNLVK_TRY(need(dgamma, s->c, "dgamma"));
+    SNLVK_TRY(need(dbeta, s->c, "dbeta"));
+    bn_reduce_push rp = {s->n, s->c, s->h * s->w, 0, 0.0f, 0.0f, 0.0f};
+    SNLVK_TRY(reduce(q, ctx, s, 1, dy, x, dgamma, dbeta, save_mean, save_invstd, &rp));
+
+    plane_grid g = {0, 0, 0};
+    SNLVK_TRY(grid_for(ctx, s, &g));
+    bn_backward_push p = {s->n, s->c, s->h * s->w, gamma ? 1u : 0u, (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx};
+    vk_pipeline_desc d = {.shader = "bn_backward", .bindings = "ttttttts", .push_size = sizeof p,
+                          .local_size = {g.wg, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[8] = {vk_bind(dy),        vk_bind(x),      vk_bind(gamma ? gamma : save_mean),
+                           vk_bind(save_mean), vk_bind(save_invstd), vk_bind(dgamma),
+                           vk_bind(dbeta),     vk_bind(dx)};
+    return vk_seq_dispatch(q, pipe, binds, 8, &p, g.gx, s->c, g.gz);
+}
+
+snlvk_status op_channel_sum(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x, const vk_buf *out,
+                            float beta)
+{
+    SNLVK_TRY(bn_check(s));
+    SNLVK_TRY(need(x, (uint64_t)s->n * s->c * s->h * s->w, "x"));
+    SNLVK_TRY(need(out, s->c, "out"));
+    bn_reduce_push p = {s->n, s->c, s->h * s->w, 0, beta, 0.0f, 0.0f};
+    return reduce(q, ctx, s, 0, x, NULL, out, NULL, NULL, NULL, &p);
+}

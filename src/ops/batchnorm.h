@@ -1,0 +1,50 @@
+/* batchnorm2d over NCHW (PyTorch semantics): training forward with batch statistics
+ * and the running-statistics update, eval forward, training-mode backward; and the
+ * per-channel sum that conv / linear bias gradients use. Per-channel reductions run one
+ * workgroup per channel (shaders/bn_reduce.comp); the variance is a second pass over
+ * (x - mean)^2, so large N*H*W and large means keep fp32 accuracy. */
+#ifndef SNLVK_OPS_BATCHNORM_H
+#define SNLVK_OPS_BATCHNORM_H
+#include "vk/vk.h"
+
+typedef struct bn_shape {
+    uint32_t n, c, h, w;
+} bn_shape;
+
+#define BN_EPS 1e-5f
+#define BN_MOMENTUM 0.1f
+
+snlvk_status bn_check(const bn_shape *s);
+
+/* Training forward. Per channel: mean and biased variance over N*H*W,
+ *   y = (x - mean) * invstd * gamma + beta,  invstd = 1/sqrt(var + eps);
+ *   save_mean[C], save_invstd[C] are written for op_bn_backward;
+ *   running_mean = (1-momentum)*running_mean + momentum*mean and likewise running_var
+ *   with the UNBIASED variance (the biased one when N*H*W == 1), updated in place.
+ * gamma == NULL means 1 and beta == NULL means 0; running_mean and running_var are both
+ * given or both NULL (no update). Two dispatches. */
+snlvk_status op_bn_forward_train(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                                 const vk_buf *gamma, const vk_buf *beta, const vk_buf *running_mean,
+                                 const vk_buf *running_var, const vk_buf *y, const vk_buf *save_mean,
+                                 const vk_buf *save_invstd, float momentum, float eps);
+
+/* Eval forward: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. */
+snlvk_status op_bn_forward_eval(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                                const vk_buf *gamma, const vk_buf *beta, const vk_buf *running_mean,
+                                const vk_buf *running_var, const vk_buf *y, float eps);
+
+/* Training-mode backward (through the batch statistics), from the forward's x and
+ * save_mean / save_invstd:
+ *   xhat = (x - mean) * invstd;  dbeta = sum dy;  dgamma = sum dy * xhat;
+ *   dx = gamma * invstd / n * (n*dy - dbeta - xhat*dgamma)  (+ beta_dx * dx; 0 overwrites).
+ * dgamma and dbeta are required (dx is computed from them) and overwritten.
+ * gamma == NULL means 1. Two dispatches. */
+snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *dy, const vk_buf *x,
+                            const vk_buf *gamma, const vk_buf *save_mean, const vk_buf *save_invstd,
+                            const vk_buf *dx, const vk_buf *dgamma, const vk_buf *dbeta, float beta_dx);
+
+/* out[c] = sum over n,h,w of x[n,c,h,w]  (+ beta * out[c]; 0 overwrites). A [N,F] matrix
+ * is the shape {N, F, 1, 1}. */
+snlvk_status op_channel_sum(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x, const vk_buf *out,
+                            float beta);
+#endif
