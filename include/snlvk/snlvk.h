@@ -97,6 +97,98 @@ typedef void (*snlvk_op_bench_fn)(void *user, const snlvk_op_bench *result);
 snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, int reps, const char *filter,
                              snlvk_op_bench_fn cb, void *user);
 
+/* ---- training ---- */
+
+typedef struct snlvk_train_opts {
+    const char *model;          /* "resnet8-mini" (default), "resnet18", "resnet34" */
+    const char *dataset;        /* "fashion-mnist" (default), "mnist", "cifar10", "cifar100", "imagefolder", "tiny-imagenet" */
+    const char *data_dir;       /* NULL: the dataset's default folder */
+    const char *out_dir;        /* checkpoints and logs; required */
+    const char *stage;          /* "pretrain" */
+    const char *init;           /* checkpoint to start from, or NULL */
+    int resume;                 /* continue the run in out_dir from its last checkpoint */
+    int epochs;                 /* pretrain epochs */
+    int batch;
+    double lr, momentum, weight_decay;
+    const char *schedule;       /* "step" (x0.1 at 1/2 and 3/4) or "cosine" */
+    uint64_t seed;
+    long data_limit;            /* keep the first N training examples (0: all) */
+    long test_limit;            /* keep the first N test examples (0: all) */
+    int image_size;             /* imagefolder: resize to this (0: first image's size) */
+    const char *granularity;    /* "pixel" or "channel" masks */
+
+    /* SNL: stages "mask", "finetune" and "all" (pretrain unless init, mask, finetune) */
+    const char *relu_budget;    /* "15000" (absolute), "0.05" (fraction), or a list "15000,5000,1500" */
+    const char *lambda;         /* Lasso coefficient: "1e-5" (the reference) or "auto" */
+    double kappa;               /* lambda *= kappa when the count stalls (reference rule) */
+    double threshold;           /* a mask entry counts as a ReLU when c > threshold */
+    double mask_lr;             /* Adam on weights and masks in the mask phase */
+    double finetune_lr;         /* SGD in the fine-tune, cosine schedule */
+    double kd_temperature;
+    int max_mask_epochs;        /* cap of the mask phase */
+    int target_mask_epochs;     /* --lambda auto: planned length of the mask phase */
+    int finetune_epochs;
+    int no_kd;                  /* no distillation from the pretrained teacher */
+    int check_every;            /* also count every K steps and stop as soon as the budget is met */
+    int exact_budget;           /* keep exactly the B largest mask values instead of thresholding */
+    int random_mask;            /* baseline: a random mask with exactly B ReLUs, same training cost */
+} snlvk_train_opts;
+
+void snlvk_train_opts_default(snlvk_train_opts *o);
+
+/* What the caller hears while training runs. */
+typedef struct snlvk_progress {
+    const char *stage;
+    int epoch, epochs;          /* 1-based */
+    long step, steps;           /* within the epoch */
+    double loss, accuracy;      /* running means over the epoch so far */
+    double images_per_s, steps_per_s, eta_s;
+} snlvk_progress;
+
+typedef struct snlvk_epoch_result {
+    const char *stage;
+    int epoch, epochs;
+    double lr;
+    double train_loss, train_acc;
+    double test_loss, test_acc, test_top5;
+    double seconds;
+    int best;                   /* this epoch is the best so far (saved as "best") */
+} snlvk_epoch_result;
+
+typedef struct snlvk_train_callbacks {
+    void (*progress)(void *user, const snlvk_progress *p);   /* about once a second */
+    void (*epoch)(void *user, const snlvk_epoch_result *r);  /* after each epoch's evaluation */
+    void (*message)(void *user, const char *line);           /* choices made, warnings */
+    void *user;
+} snlvk_train_callbacks;
+
+snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *o, const snlvk_train_callbacks *cb);
+
+/* Evaluates a checkpoint on a dataset's test split: top-1, top-5, loss, and the ReLU
+ * count per site (printed through cb->message; written as JSON to json_path if given). */
+typedef struct snlvk_eval_opts {
+    const char *checkpoint;
+    const char *dataset;        /* NULL: the checkpoint's */
+    const char *data_dir;
+    const char *model;          /* NULL: the checkpoint's */
+    int batch;
+    long test_limit;
+    double threshold;           /* a mask entry counts as a ReLU when c > threshold (default 1e-2) */
+    const char *json_path;
+} snlvk_eval_opts;
+typedef struct snlvk_eval_result {
+    double top1, top5, loss;
+    uint64_t relus, total_relus;
+    long examples;
+} snlvk_eval_result;
+snlvk_status snlvk_eval(snlvk_context *ctx, const snlvk_eval_opts *o, const snlvk_train_callbacks *cb,
+                        snlvk_eval_result *out);
+
+/* Reports (through cb->message) the layers, output shapes, parameters, FLOPs and ReLUs
+ * per site of o->model for o->dataset's input size and classes. */
+snlvk_status snlvk_model_summary_for_dataset(snlvk_context *ctx, const snlvk_train_opts *o,
+                                             const snlvk_train_callbacks *cb);
+
 #ifdef __cplusplus
 }
 #endif

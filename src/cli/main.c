@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snlvk/snlvk.h"
 
@@ -278,6 +279,153 @@ static int cmd_bench(int argc, char **argv)
     return s == SNLVK_OK ? 0 : fail(s);
 }
 
+/* ---- train ---- */
+typedef struct train_ui {
+    int tty;
+    int progress_shown;
+} train_ui;
+
+static void ui_progress(void *user, const snlvk_progress *p)
+{
+    train_ui *ui = user;
+    if (!ui->tty) return;
+    int width = 24, filled = p->steps ? (int)(width * p->step / p->steps) : 0;
+    char bar[32];
+    for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
+    bar[width] = '\0';
+    fprintf(stderr, "\r%s epoch %d/%d [%s] %ld/%ld  %.1f steps/s %.0f img/s  loss %.4f acc %.4f  ETA %.0fs   ",
+            p->stage, p->epoch, p->epochs, bar, p->step, p->steps, p->steps_per_s, p->images_per_s, p->loss,
+            p->accuracy, p->eta_s);
+    fflush(stderr);
+    ui->progress_shown = 1;
+}
+
+static void ui_clear(train_ui *ui)
+{
+    if (ui->tty && ui->progress_shown) fprintf(stderr, "\r%*s\r", 110, "");
+    ui->progress_shown = 0;
+}
+
+static void ui_epoch(void *user, const snlvk_epoch_result *r)
+{
+    ui_clear(user);
+    printf("%s epoch %d/%d: lr %.4g  train loss %.4f acc %.4f  test loss %.4f acc %.4f top5 %.4f  %.1fs%s\n", r->stage,
+           r->epoch, r->epochs, r->lr, r->train_loss, r->train_acc, r->test_loss, r->test_acc, r->test_top5,
+           r->seconds, r->best ? "  (best)" : "");
+    fflush(stdout);
+}
+
+static void ui_message(void *user, const char *line)
+{
+    ui_clear(user);
+    printf("%s\n", line);
+    fflush(stdout);
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    common_opts o = {-1, 0};
+    snlvk_train_opts to;
+    snlvk_train_opts_default(&to);
+    to.out_dir = "runs/latest";
+    int summary = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = common_option(argc, argv, &i, &o);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int ival;
+        if (strcmp(a, "--summary") == 0) summary = 1;
+        else if (strcmp(a, "--resume") == 0) to.resume = 1;
+        else if (!val) return usage_error("train", "option '%s' needs a value (or is unknown)", a);
+        else if (strcmp(a, "--model") == 0) to.model = argv[++i];
+        else if (strcmp(a, "--dataset") == 0) to.dataset = argv[++i];
+        else if (strcmp(a, "--data") == 0) to.data_dir = argv[++i];
+        else if (strcmp(a, "--out") == 0) to.out_dir = argv[++i];
+        else if (strcmp(a, "--stage") == 0) to.stage = argv[++i];
+        else if (strcmp(a, "--init") == 0) to.init = argv[++i];
+        else if (strcmp(a, "--schedule") == 0) to.schedule = argv[++i];
+        else if (strcmp(a, "--granularity") == 0) to.granularity = argv[++i];
+        else if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--image-size") == 0) {
+            if (!parse_int(a, argv[++i], a[2] == 'i' ? 0 : 1, 1000000, &ival)) return EXIT_USAGE;
+            if (a[2] == 'e') to.epochs = ival;
+            else if (a[2] == 'b') to.batch = ival;
+            else to.image_size = ival;
+        } else if (strcmp(a, "--data-limit") == 0 || strcmp(a, "--test-limit") == 0) {
+            if (!parse_int(a, argv[++i], 1, 2000000000, &ival)) return EXIT_USAGE;
+            if (a[2] == 'd') to.data_limit = ival;
+            else to.test_limit = ival;
+        } else if (strcmp(a, "--seed") == 0) {
+            if (!parse_int(a, argv[++i], 0, 2147483647, &ival)) return EXIT_USAGE;
+            to.seed = (uint64_t)ival;
+        } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--momentum") == 0 || strcmp(a, "--weight-decay") == 0) {
+            char *end;
+            double x = strtod(argv[++i], &end);
+            if (*end || x < 0 || x != x) return usage_error("train", "%s expects a non-negative number", a);
+            if (a[2] == 'l') to.lr = x;
+            else if (a[2] == 'm') to.momentum = x;
+            else to.weight_decay = x;
+        } else
+            return usage_error("train", "unknown option '%s'", a);
+    }
+    snlvk_context *ctx;
+    snlvk_status s = open_context(&o, &ctx);
+    if (s != SNLVK_OK) return fail(s);
+    train_ui ui = {isatty(2), 0};
+    snlvk_train_callbacks cb = {ui_progress, ui_epoch, ui_message, &ui};
+    printf("device: %s\n", snlvk_context_device(ctx)->name);
+    if (summary) s = snlvk_model_summary_for_dataset(ctx, &to, &cb);
+    else s = snlvk_train(ctx, &to, &cb);
+    ui_clear(&ui);
+    snlvk_context_destroy(ctx);
+    if (s != SNLVK_OK) return fail(s);
+    if (!summary) printf("checkpoints and log in %s\n", to.out_dir);
+    return 0;
+}
+
+/* ---- eval ---- */
+static int cmd_eval(int argc, char **argv)
+{
+    common_opts o = {-1, 0};
+    snlvk_eval_opts eo = {0};
+    for (int i = 1; i < argc; i++) {
+        int r = common_option(argc, argv, &i, &o);
+        if (r < 0) return EXIT_USAGE;
+        if (r) continue;
+        const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        int ival;
+        if (!val) return usage_error("eval", "option '%s' needs a value (or is unknown)", a);
+        if (strcmp(a, "--ckpt") == 0) eo.checkpoint = argv[++i];
+        else if (strcmp(a, "--dataset") == 0) eo.dataset = argv[++i];
+        else if (strcmp(a, "--data") == 0) eo.data_dir = argv[++i];
+        else if (strcmp(a, "--model") == 0) eo.model = argv[++i];
+        else if (strcmp(a, "--relus-json") == 0) eo.json_path = argv[++i];
+        else if (strcmp(a, "--batch") == 0 || strcmp(a, "--test-limit") == 0) {
+            if (!parse_int(a, argv[++i], 1, 2000000000, &ival)) return EXIT_USAGE;
+            if (a[2] == 'b') eo.batch = ival;
+            else eo.test_limit = ival;
+        } else if (strcmp(a, "--threshold") == 0) {
+            char *end;
+            eo.threshold = strtod(argv[++i], &end);
+            if (*end || !(eo.threshold > 0)) return usage_error("eval", "--threshold expects a positive number, got '%s'", argv[i]);
+        } else
+            return usage_error("eval", "unknown option '%s'", a);
+    }
+    if (!eo.checkpoint) return usage_error("eval", "%s--ckpt FILE is required", "");
+    snlvk_context *ctx;
+    snlvk_status s = open_context(&o, &ctx);
+    if (s != SNLVK_OK) return fail(s);
+    train_ui ui = {0, 0};
+    snlvk_train_callbacks cb = {NULL, NULL, ui_message, &ui};
+    snlvk_eval_result er;
+    s = snlvk_eval(ctx, &eo, &cb, &er);
+    if (s == SNLVK_OK && o.json)
+        printf("{\"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, \"relus\": %llu, \"total_relus\": %llu, \"examples\": %ld}\n",
+               er.top1, er.top5, er.loss, (unsigned long long)er.relus, (unsigned long long)er.total_relus, er.examples);
+    snlvk_context_destroy(ctx);
+    return s == SNLVK_OK ? 0 : fail(s);
+}
+
 /* ---- help ---- */
 static int cmd_help(int argc, char **argv);
 
@@ -285,6 +433,16 @@ static const command commands[] = {
     {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
     {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--model resnet18|resnet8-mini] [--batch N] [--filter OP]] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
      cmd_bench},
+    {"train", "train a model (stage pretrain)",
+     "snlvk train [--model resnet8-mini|resnet18|resnet34] [--dataset fashion-mnist|mnist|cifar10|cifar100|imagefolder|tiny-imagenet]\n"
+     "            [--data DIR] [--out DIR] [--stage pretrain] [--epochs N] [--batch N] [--lr X] [--momentum X]\n"
+     "            [--weight-decay X] [--schedule step|cosine] [--seed N] [--data-limit N] [--test-limit N]\n"
+     "            [--init CKPT] [--resume] [--granularity pixel|channel] [--image-size N] [--summary] [--device N]",
+     cmd_train},
+    {"eval", "accuracy, loss and ReLUs per site of a checkpoint",
+     "snlvk eval --ckpt FILE [--dataset D] [--data DIR] [--model M] [--batch N] [--test-limit N] [--threshold X]\n"
+     "           [--relus-json FILE] [--json] [--device N]",
+     cmd_eval},
     {"help", "show help for a command", "snlvk help [COMMAND]", cmd_help},
 };
 

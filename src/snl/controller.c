@@ -1,0 +1,64 @@
+#include "snl/controller.h"
+
+#include <math.h>
+
+void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
+                         uint64_t start_count, int max_epochs, int target_epochs)
+{
+    c->rule = rule;
+    c->lambda = lambda;
+    c->kappa = kappa;
+    c->budget = budget;
+    c->start_count = start_count;
+    c->lowest = start_count;
+    c->epoch = 0;
+    c->max_epochs = max_epochs;
+    c->target_epochs = target_epochs > 0 ? target_epochs : 10;
+    c->grew = 0;
+}
+
+double snl_controller_planned(const snl_controller *c, double progress)
+{
+    double s = (double)c->start_count, b = c->budget > 0 ? (double)c->budget : 1.0;
+    if (s <= b) return b;
+    double f = progress / c->target_epochs;
+    if (f > 1) f = 1;
+    /* geometric: the same fraction of ReLUs goes each epoch */
+    return s * pow(b / s, f);
+}
+
+/* Multiplies lambda by a factor that grows with how far the count lags the plan
+ * (in log space), bounded so one update never changes lambda by more than 4x. */
+static void adapt(snl_controller *c, uint64_t count, double progress)
+{
+    double planned = snl_controller_planned(c, progress);
+    double lag = log((double)(count ? count : 1) / planned); /* > 0: behind the plan */
+    double factor = exp(2.0 * lag);
+    if (factor > 4) factor = 4;
+    if (factor < 0.25) factor = 0.25;
+    c->grew = factor > 1;
+    c->lambda *= factor;
+}
+
+void snl_controller_check(snl_controller *c, uint64_t count, double progress)
+{
+    if (c->rule == SNL_LAMBDA_AUTO) adapt(c, count, progress);
+    if (count < c->lowest) c->lowest = count;
+}
+
+int snl_controller_epoch(snl_controller *c, uint64_t count)
+{
+    c->epoch++;
+    c->grew = 0;
+    if (c->rule == SNL_LAMBDA_AUTO) {
+        adapt(c, count, c->epoch);
+        if (count < c->lowest) c->lowest = count;
+    } else if (count < c->lowest) {
+        c->lowest = count;
+    } else if (c->epoch - 1 >= 5) {
+        /* the reference's epoch counter is 0-based: "epoch >= 5" is the sixth epoch */
+        c->lambda *= c->kappa;
+        c->grew = 1;
+    }
+    return count <= c->budget || c->epoch >= c->max_epochs;
+}

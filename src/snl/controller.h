@@ -1,0 +1,38 @@
+/* The host-side controller of SNL's mask phase (Algorithm 1, with the reference code's
+ * rule): after every epoch (or every --check-every steps) it sees the ReLU count and
+ * decides whether the phase ends and how lambda moves.
+ *
+ * Reference rule ("fixed"): if the count fell below the lowest seen, remember it;
+ * otherwise, once epoch >= 5, lambda *= kappa. Stop when count <= budget or at the cap.
+ *
+ * "auto" (beyond the reference): plans a geometric path of the count from its start to
+ * the budget over `target_epochs` epochs and adapts lambda multiplicatively so the count
+ * tracks that path: behind the plan, lambda grows (faster the further behind); ahead of
+ * it, lambda shrinks. */
+#ifndef SNLVK_SNL_CONTROLLER_H
+#define SNLVK_SNL_CONTROLLER_H
+
+#include <stdint.h>
+
+typedef enum snl_lambda_rule { SNL_LAMBDA_FIXED = 0, SNL_LAMBDA_AUTO = 1 } snl_lambda_rule;
+
+typedef struct snl_controller {
+    snl_lambda_rule rule;
+    double lambda, kappa;
+    uint64_t budget, start_count, lowest;
+    int epoch;              /* epochs seen so far */
+    int max_epochs;
+    int target_epochs;      /* auto: planned length of the phase */
+    int grew;               /* lambda was raised at the last update */
+} snl_controller;
+
+void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
+                         uint64_t start_count, int max_epochs, int target_epochs);
+/* The count the plan expects after `progress` epochs (fractional for mid-epoch checks). */
+double snl_controller_planned(const snl_controller *c, double progress);
+/* A mid-epoch check (auto rule; the fixed rule ignores it): `progress` in epochs. */
+void snl_controller_check(snl_controller *c, uint64_t count, double progress);
+/* End of an epoch: updates lambda by the rule. Returns 1 when the phase should stop
+ * (budget met or epoch cap reached). */
+int snl_controller_epoch(snl_controller *c, uint64_t count);
+#endif

@@ -1,0 +1,563 @@
+/* SNL itself (Algorithm 1 of the paper with the reference code's defaults): the mask
+ * phase trains weights and masks with Adam on CE + KD + lambda*sum|c| while a host-side
+ * controller reads the ReLU count back every epoch (or every --check-every steps) and
+ * schedules lambda; each budget's state is snapshotted when the count first meets it,
+ * binarized (threshold, or exactly the B largest) and fine-tuned with frozen masks. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "nn/checkpoint.h"
+#include "ops/mask.h"
+#include "snl/controller.h"
+#include "snl/report.h"
+#include "snl/run.h"
+
+#define MAX_BUDGETS 16
+#define MAX_SITES 512
+
+typedef struct snl_state {
+    run *r;
+    nn_model *m, *teacher;
+    nn_trainer *t;
+    snl_controller ctl;
+    uint64_t total;
+    uint64_t budgets[MAX_BUDGETS];
+    int n_budgets, next;            /* budgets sorted descending; next = first not yet met */
+    snl_budget_result res[MAX_BUDGETS];
+    uint64_t site_counts[MAX_SITES];
+    uint64_t count;                 /* the latest total */
+    double t0;
+    char init[1024];
+} snl_state;
+
+static int cmp_desc(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x < y) - (x > y);
+}
+
+static snlvk_status parse_budgets(const char *spec, uint64_t total, uint64_t *out, int *n)
+{
+    *n = 0;
+    const char *p = spec;
+    while (*p) {
+        char *end;
+        errno = 0;
+        double v = strtod(p, &end);
+        if (end == p || errno || !(v > 0))
+            return snlvk_fail(SNLVK_E_INVALID, "--relu-budget '%s': expected positive numbers (ReLUs, or fractions "
+                              "of the total below 1) separated by commas", spec);
+        if (v >= 1.0 && v != floor(v))
+            return snlvk_fail(SNLVK_E_INVALID, "--relu-budget '%s': %g is neither a whole ReLU count nor a fraction "
+                              "below 1", spec, v);
+        uint64_t b = v < 1.0 ? (uint64_t)(v * (double)total) : (uint64_t)v;
+        if (b >= total)
+            return snlvk_fail(SNLVK_E_INVALID, "--relu-budget '%s': %llu is not below the model's %llu ReLUs", spec,
+                              (unsigned long long)b, (unsigned long long)total);
+        if (*n == MAX_BUDGETS) return snlvk_fail(SNLVK_E_INVALID, "--relu-budget: at most %d budgets", MAX_BUDGETS);
+        out[(*n)++] = b;
+        p = end;
+        if (*p == ',') p++;
+        else if (*p) return snlvk_fail(SNLVK_E_INVALID, "--relu-budget '%s': unexpected '%c'", spec, *p);
+    }
+    if (*n == 0) return snlvk_fail(SNLVK_E_INVALID, "--relu-budget is empty");
+    qsort(out, (size_t)*n, sizeof *out, cmp_desc);
+    int k = 1;
+    for (int i = 1; i < *n; i++)
+        if (out[i] != out[k - 1]) out[k++] = out[i];
+    *n = k;
+    return SNLVK_OK;
+}
+
+static snlvk_status count_now(snl_state *st)
+{
+    SNLVK_TRY(nn_trainer_count_relus(st->t, (float)st->r->o->threshold, st->site_counts));
+    st->count = 0;
+    int sites = 0;
+    for (int i = 0; i < st->m->n_ops; i++) sites += st->m->ops[i].kind == NN_MRELU;
+    for (int i = 0; i < sites; i++) st->count += st->site_counts[i];
+    return SNLVK_OK;
+}
+
+static void snapshot_path(const snl_state *st, uint64_t budget, char *out, size_t n)
+{
+    snprintf(out, n, "%s/mask-%llu.safetensors", st->r->o->out_dir, (unsigned long long)budget);
+}
+
+static void fill_meta(const snl_state *st, ckpt_meta *meta, const char *stage)
+{
+    const snlvk_train_opts *o = st->r->o;
+    memset(meta, 0, sizeof *meta);
+    ckpt_meta_set(meta, "format", "snlvk-1");
+    ckpt_meta_set(meta, "arch", "%s", st->m->arch);
+    ckpt_meta_set(meta, "dataset", "%s", o->dataset);
+    ckpt_meta_set(meta, "granularity", "%s", st->m->granularity == NN_CHANNEL ? "channel" : "pixel");
+    ckpt_meta_set(meta, "stage", "%s", stage);
+    ckpt_meta_set(meta, "teacher", "%s", st->init);
+    ckpt_meta_set(meta, "threshold", "%.9g", o->threshold);
+}
+
+/* Saves the soft masks and weights for every budget the count now meets. */
+static snlvk_status take_snapshots(snl_state *st, double progress)
+{
+    while (st->next < st->n_budgets && st->count <= st->budgets[st->next]) {
+        snl_budget_result *br = &st->res[st->next];
+        br->met = 1;
+        br->mask_epochs = progress;
+        br->lambda = st->ctl.lambda;
+        br->soft_count = st->count;
+        double loss, top5;
+        SNLVK_TRY(run_evaluate(st->r, st->t, &loss, &br->acc_soft, &top5));
+        char path[1100];
+        snapshot_path(st, br->budget, path, sizeof path);
+        ckpt_meta meta;
+        fill_meta(st, &meta, "mask");
+        ckpt_meta_set(&meta, "budget", "%llu", (unsigned long long)br->budget);
+        ckpt_meta_set(&meta, "mask_epochs", "%.4f", progress);
+        ckpt_meta_set(&meta, "lambda", "%.9g", st->ctl.lambda);
+        SNLVK_TRY(ckpt_save(st->m, path, &meta, 0));
+        run_say(st->r, "mask: budget %llu met after %.2f epochs (%llu ReLUs, lambda %.3g, soft-mask accuracy %.4f): %s",
+                (unsigned long long)br->budget, progress, (unsigned long long)st->count, st->ctl.lambda, br->acc_soft,
+                path);
+        st->next++;
+    }
+    return SNLVK_OK;
+}
+
+static snlvk_status mask_step_hook(run *r, nn_trainer *t, int epoch, long step, long steps, void *user, int *stop)
+{
+    (void)r;
+    (void)t;
+    snl_state *st = user;
+    int k = st->r->o->check_every;
+    if (k <= 0 || step % k != 0 || step == steps) return SNLVK_OK;
+    SNLVK_TRY(count_now(st));
+    double progress = epoch + (double)step / steps;
+    SNLVK_TRY(take_snapshots(st, progress));
+    if (st->ctl.rule == SNL_LAMBDA_AUTO) {
+        snl_controller_check(&st->ctl, st->count, progress);
+        st->t->sp.snl_lambda = (float)st->ctl.lambda;
+    }
+    *stop = st->next == st->n_budgets;
+    return SNLVK_OK;
+}
+
+/* --lambda auto: the starting lambda makes the Lasso gradient as large as the mean
+ * magnitude of the data's mask gradient at the pretrained point. */
+static snlvk_status auto_lambda(snl_state *st, double *lambda)
+{
+    nn_trainer *t = st->t;
+    run *r = st->r;
+    float lr_w = t->sp.lr[NN_GROUP_WEIGHTS], lr_m = t->sp.lr[NN_GROUP_MASKS];
+    t->sp.lr[NN_GROUP_WEIGHTS] = t->sp.lr[NN_GROUP_MASKS] = 0;
+    t->sp.snl_lambda = 0;
+    SNLVK_TRY(snlvk_loader_start_epoch(r->train_loader, 0));
+    int n = 0;
+    SNLVK_TRY(run_next_batch(r, t, r->train_loader, &n));
+    SNLVK_TRY(nn_trainer_step(t));
+    double sum = 0;
+    uint64_t cnt = 0;
+    for (int i = 0; i < st->m->n_params; i++) {
+        nn_param *p = &st->m->params[i];
+        if (p->kind != NN_PARAM_MASK) continue;
+        float *g = malloc((size_t)p->numel * 4);
+        if (!g) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+        snlvk_status s = vk_buf_read(st->m->ctx, &p->grad, 0, g, (size_t)p->numel * 4);
+        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) sum += fabs(g[j]);
+        cnt += p->numel;
+        free(g);
+        SNLVK_TRY(s);
+        /* this probe step must leave no trace in the optimiser */
+        SNLVK_TRY(vk_buf_fill(st->m->ctx, &p->state[0], 0));
+        SNLVK_TRY(vk_buf_fill(st->m->ctx, &p->state[1], 0));
+    }
+    for (int i = 0; i < st->m->n_params; i++) {
+        SNLVK_TRY(vk_buf_fill(st->m->ctx, &st->m->params[i].state[0], 0));
+        SNLVK_TRY(vk_buf_fill(st->m->ctx, &st->m->params[i].state[1], 0));
+    }
+    t->steps = 0;
+    t->sp.lr[NN_GROUP_WEIGHTS] = lr_w;
+    t->sp.lr[NN_GROUP_MASKS] = lr_m;
+    *lambda = cnt ? sum / (double)cnt : 1e-5;
+    if (!(*lambda > 0)) *lambda = 1e-5;
+    return SNLVK_OK;
+}
+
+static snlvk_status mask_phase(snl_state *st)
+{
+    run *r = st->r;
+    const snlvk_train_opts *o = r->o;
+    nn_trainer_opts to = {NN_ADAM, 1};
+    SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &st->t));
+    nn_trainer *t = st->t;
+    t->sp.lr[NN_GROUP_WEIGHTS] = t->sp.lr[NN_GROUP_MASKS] = (float)o->mask_lr;
+    t->sp.kd_temperature = (float)o->kd_temperature;
+    t->sp.kd_weight = st->teacher ? 1.0f : 0.0f;
+    int is_auto = strcmp(o->lambda, "auto") == 0;
+    double lambda = 0;
+    if (is_auto) {
+        SNLVK_TRY(auto_lambda(st, &lambda));
+        run_say(r, "mask: --lambda auto starts at %.3g (mean |dL/dc| at the pretrained point), plan: the budget in %d "
+                   "epochs", lambda, o->target_mask_epochs);
+    } else {
+        char *end;
+        lambda = strtod(o->lambda, &end);
+        if (*end || !(lambda >= 0))
+            return snlvk_fail(SNLVK_E_INVALID, "--lambda '%s': expected a non-negative number or 'auto'", o->lambda);
+    }
+    snl_controller_init(&st->ctl, is_auto ? SNL_LAMBDA_AUTO : SNL_LAMBDA_FIXED, lambda, o->kappa,
+                        st->budgets[st->n_budgets - 1], st->total, o->max_mask_epochs, o->target_mask_epochs);
+    run_say(r, "mask: Adam lr %g on weights and masks, CE%s + lambda*sum|c|, lambda %s %.3g, kappa %g, threshold %g, "
+               "budgets:", o->mask_lr, st->teacher ? " + KD (T=4)" : "", is_auto ? "auto from" : "", lambda, o->kappa,
+            o->threshold);
+    for (int i = 0; i < st->n_budgets; i++)
+        run_say(r, "  %llu ReLUs (%.2f%% of %llu)", (unsigned long long)st->budgets[i],
+                100.0 * (double)st->budgets[i] / (double)st->total, (unsigned long long)st->total);
+    for (int epoch = 0; epoch < o->max_mask_epochs && st->next < st->n_budgets; epoch++) {
+        double e0 = run_now();
+        t->sp.snl_lambda = (float)st->ctl.lambda;
+        double lambda_used = st->ctl.lambda;
+        double loss, acc, te_loss, te_acc, te_top5;
+        SNLVK_TRY(run_train_epoch(r, t, "mask", epoch, o->max_mask_epochs, mask_step_hook, st, &loss, &acc));
+        SNLVK_TRY(count_now(st));
+        SNLVK_TRY(take_snapshots(st, epoch + 1));
+        int stop = snl_controller_epoch(&st->ctl, st->count) || st->next == st->n_budgets;
+        SNLVK_TRY(run_evaluate(r, t, &te_loss, &te_acc, &te_top5));
+        double secs = run_now() - e0;
+        /* ReLUs per stage: sites grouped by their name's first component */
+        char stages[512] = "";
+        size_t len = 0;
+        int site = 0;
+        char cur[32] = "";
+        uint64_t acc_count = 0;
+        for (int i = 0; i <= st->m->n_ops; i++) {
+            const char *name = NULL;
+            if (i < st->m->n_ops && st->m->ops[i].kind == NN_MRELU) name = st->m->ops[i].site;
+            else if (i < st->m->n_ops) continue;
+            char stage[32] = "";
+            if (name) {
+                snprintf(stage, sizeof stage, "%s", name);
+                char *dot = strchr(stage, '.');
+                if (dot && strncmp(stage, "layer", 5) == 0) *dot = '\0';
+                else snprintf(stage, sizeof stage, "stem");
+            }
+            if ((!name || strcmp(stage, cur) != 0) && cur[0] && len < sizeof stages)
+                len += (size_t)snprintf(stages + len, sizeof stages - len, "%s\"%s\": %llu", len ? ", " : "", cur,
+                                        (unsigned long long)acc_count);
+            if (!name) break;
+            if (strcmp(stage, cur) != 0) {
+                snprintf(cur, sizeof cur, "%s", stage);
+                acc_count = 0;
+            }
+            acc_count += st->site_counts[site++];
+        }
+        loss_metrics mt;
+        SNLVK_TRY(nn_trainer_metrics(t, &mt));
+        char line[1400];
+        snprintf(line, sizeof line,
+                 "{\"stage\": \"mask\", \"epoch\": %d, \"lambda\": %.6g, \"relus\": %llu, \"relus_per_stage\": {%s}, "
+                 "\"train_loss\": %.6f, \"ce\": %.6f, \"kd\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
+                 "\"test_acc\": %.6f, \"seconds\": %.2f}",
+                 epoch + 1, lambda_used, (unsigned long long)st->count, stages, loss, te_loss, 0.0, acc, te_loss,
+                 te_acc, secs);
+        run_log(r, line);
+        run_say(r, "mask epoch %d: lambda %.3g  ReLUs %llu (%.2f%%)  train loss %.4f acc %.4f  test acc %.4f  %.1fs",
+                epoch + 1, lambda_used, (unsigned long long)st->count, 100.0 * (double)st->count / (double)st->total,
+                loss, acc, te_acc, secs);
+        t->sp.snl_lambda = (float)st->ctl.lambda;
+        if (stop) break;
+    }
+    /* budgets never met: keep the final state so they are still reported */
+    for (int i = st->next; i < st->n_budgets; i++) {
+        snl_budget_result *br = &st->res[i];
+        br->met = 0;
+        br->mask_epochs = st->ctl.epoch;
+        br->lambda = st->ctl.lambda;
+        br->soft_count = st->count;
+        double loss, top5;
+        SNLVK_TRY(run_evaluate(r, t, &loss, &br->acc_soft, &top5));
+        char path[1100];
+        snapshot_path(st, br->budget, path, sizeof path);
+        ckpt_meta meta;
+        fill_meta(st, &meta, "mask");
+        SNLVK_TRY(ckpt_save(st->m, path, &meta, 0));
+        run_say(r, "mask: budget %llu NOT met after %d epochs (the cap); %llu ReLUs remain",
+                (unsigned long long)br->budget, st->ctl.epoch, (unsigned long long)st->count);
+    }
+    nn_trainer_destroy(st->t);
+    st->t = NULL;
+    return SNLVK_OK;
+}
+
+/* Masks to binary: c > threshold, or exactly the B largest entries. */
+static snlvk_status binarize(snl_state *st, uint64_t budget)
+{
+    nn_model *m = st->m;
+    const snlvk_train_opts *o = st->r->o;
+    if (o->exact_budget) {
+        const vk_buf *masks[MAX_SITES];
+        uint32_t sizes[MAX_SITES];
+        int n = 0;
+        uint64_t per_entry = 1;
+        for (int i = 0; i < m->n_params && n < MAX_SITES; i++)
+            if (m->params[i].kind == NN_PARAM_MASK) {
+                masks[n] = &m->params[i].value;
+                sizes[n++] = m->params[i].numel;
+            }
+        if (m->granularity == NN_CHANNEL) per_entry = 0; /* entries weigh H*W: see below */
+        uint64_t entries = budget;
+        if (!per_entry) {
+            /* channel masks: an entry is H*W ReLUs, different per site; keep the B largest
+             * entries by value whose ReLUs fit the budget is a knapsack: use the threshold
+             * rule instead and say so */
+            run_say(st->r, "note: --exact-budget applies to pixel masks; channel masks are thresholded");
+        } else {
+            mask_cut cut;
+            return mask_keep_top(m->ctx, masks, sizes, n, entries, &cut);
+        }
+    }
+    vk_seq *q;
+    SNLVK_TRY(vk_seq_create(m->ctx, &q));
+    snlvk_status s = vk_seq_begin(q, 0);
+    for (int i = 0; i < m->n_params && s == SNLVK_OK; i++)
+        if (m->params[i].kind == NN_PARAM_MASK)
+            s = op_mask_binarize(q, m->ctx, &m->params[i].value, m->params[i].numel, (float)o->threshold);
+    if (s == SNLVK_OK) s = vk_seq_end(q);
+    if (s == SNLVK_OK) s = vk_seq_run(q);
+    vk_seq_destroy(q);
+    return s;
+}
+
+/* Fine-tune with frozen binary masks: SGD, cosine schedule, CE + KD; keeps the best epoch. */
+static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, const char *tag)
+{
+    run *r = st->r;
+    const snlvk_train_opts *o = r->o;
+    nn_trainer_opts to = {NN_SGD, 0};
+    nn_trainer *t;
+    SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &t));
+    st->t = t;
+    t->sp.momentum = (float)o->momentum;
+    t->sp.weight_decay[NN_GROUP_WEIGHTS] = (float)o->weight_decay;
+    t->sp.kd_temperature = (float)o->kd_temperature;
+    t->sp.kd_weight = st->teacher ? 1.0f : 0.0f;
+    snlvk_status s = count_now(st);
+    if (s == SNLVK_OK) br->relus = st->count;
+    double loss, top5;
+    if (s == SNLVK_OK) s = run_evaluate(r, t, &loss, &br->acc_binarized, &top5);
+    if (s == SNLVK_OK)
+        run_say(r, "%s %llu: %llu ReLUs after binarizing, accuracy %.4f (soft masks %.4f); fine-tuning %d epochs",
+                tag, (unsigned long long)br->budget, (unsigned long long)br->relus, br->acc_binarized, br->acc_soft,
+                epochs);
+    br->acc_finetuned = -1;
+    snprintf(br->checkpoint, sizeof br->checkpoint, "%s/%s-%llu.safetensors", o->out_dir,
+             br->random ? "random" : "snl", (unsigned long long)br->budget);
+    for (int epoch = 0; epoch < epochs && s == SNLVK_OK; epoch++) {
+        double e0 = run_now();
+        double lr = run_lr("cosine", o->finetune_lr, epoch, epochs);
+        t->sp.lr[NN_GROUP_WEIGHTS] = (float)lr;
+        double tr_loss, tr_acc, te_loss, te_acc, te_top5;
+        s = run_train_epoch(r, t, tag, epoch, epochs, NULL, NULL, &tr_loss, &tr_acc);
+        if (s == SNLVK_OK) s = run_evaluate(r, t, &te_loss, &te_acc, &te_top5);
+        if (s != SNLVK_OK) break;
+        int best = te_acc > br->acc_finetuned;
+        if (best) {
+            br->acc_finetuned = te_acc;
+            br->finetune_best_epoch = epoch + 1;
+            ckpt_meta meta;
+            fill_meta(st, &meta, br->random ? "random-mask" : "finetune");
+            ckpt_meta_set(&meta, "budget", "%llu", (unsigned long long)br->budget);
+            ckpt_meta_set(&meta, "relus", "%llu", (unsigned long long)br->relus);
+            ckpt_meta_set(&meta, "test_acc", "%.6f", te_acc);
+            s = ckpt_save(st->m, br->checkpoint, &meta, 0);
+        }
+        char line[512];
+        snprintf(line, sizeof line,
+                 "{\"stage\": \"%s\", \"budget\": %llu, \"relus\": %llu, \"epoch\": %d, \"lr\": %.6g, \"train_loss\": "
+                 "%.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"seconds\": %.2f, \"best\": %s}",
+                 tag, (unsigned long long)br->budget, (unsigned long long)br->relus, epoch + 1, lr, tr_loss, tr_acc,
+                 te_loss, te_acc, run_now() - e0, best ? "true" : "false");
+        run_log(r, line);
+        if (r->cb && r->cb->epoch) {
+            snlvk_epoch_result er = {tag, epoch + 1, epochs, lr, tr_loss, tr_acc, te_loss, te_acc, te_top5,
+                                     run_now() - e0, best};
+            r->cb->epoch(r->cb->user, &er);
+        }
+    }
+    if (epochs == 0 && s == SNLVK_OK) {
+        br->acc_finetuned = br->acc_binarized;
+        ckpt_meta meta;
+        fill_meta(st, &meta, "finetune");
+        s = ckpt_save(st->m, br->checkpoint, &meta, 0);
+    }
+    /* the per-site table of the result */
+    if (s == SNLVK_OK) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/%s-%llu.json", o->out_dir, br->random ? "relus-random" : "relus",
+                 (unsigned long long)br->budget);
+        s = snl_report_sites(r, st->m, st->site_counts, path);
+    }
+    nn_trainer_destroy(t);
+    st->t = NULL;
+    return s;
+}
+
+/* A uniformly random binary mask with exactly `budget` ones over all mask entries. */
+static snlvk_status random_masks(snl_state *st, uint64_t budget, uint64_t seed)
+{
+    nn_model *m = st->m;
+    uint64_t entries = 0;
+    for (int i = 0; i < m->n_params; i++)
+        if (m->params[i].kind == NN_PARAM_MASK) entries += m->params[i].numel;
+    if (m->granularity == NN_CHANNEL) {
+        /* an entry is H*W ReLUs: draw entries until the budget is spent */
+        run_say(st->r, "note: with channel masks the random baseline keeps whole channels up to the budget");
+    }
+    uint32_t *idx = malloc(entries * sizeof *idx);
+    float *all = calloc(entries, sizeof *all);
+    if (!idx || !all) {
+        free(idx);
+        free(all);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    }
+    for (uint64_t i = 0; i < entries; i++) idx[i] = (uint32_t)i;
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull;
+    for (uint64_t i = entries - 1; i > 0; i--) { /* Fisher-Yates */
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        uint64_t j = s % (i + 1);
+        uint32_t tmp = idx[i];
+        idx[i] = idx[j];
+        idx[j] = tmp;
+    }
+    /* entry weights (H*W for channel masks) */
+    uint64_t kept = 0;
+    for (uint64_t k = 0; k < entries; k++) {
+        uint64_t e = idx[k], base = 0, w = 1;
+        for (int i = 0; i < m->n_ops; i++) {
+            if (m->ops[i].kind != NN_MRELU) continue;
+            const nn_param *p = &m->params[m->ops[i].param[0]];
+            if (e < base + p->numel) {
+                const nn_tensor *x = &m->tensors[m->ops[i].in];
+                w = m->granularity == NN_CHANNEL ? (uint64_t)x->h * x->w : 1;
+                break;
+            }
+            base += p->numel;
+        }
+        if (kept + w > budget) continue;
+        all[e] = 1.0f;
+        kept += w;
+        if (kept == budget) break;
+    }
+    snlvk_status st2 = SNLVK_OK;
+    uint64_t base = 0;
+    for (int i = 0; i < m->n_ops && st2 == SNLVK_OK; i++) {
+        if (m->ops[i].kind != NN_MRELU) continue;
+        nn_param *p = &m->params[m->ops[i].param[0]];
+        st2 = vk_buf_write(m->ctx, &p->value, 0, all + base, (size_t)p->numel * 4);
+        base += p->numel;
+    }
+    free(idx);
+    free(all);
+    return st2;
+}
+
+static snlvk_status load_both(snl_state *st, const char *path)
+{
+    SNLVK_TRY(ckpt_load(st->m, path, NULL, 0));
+    if (st->teacher) SNLVK_TRY(ckpt_load(st->teacher, path, NULL, 0));
+    return SNLVK_OK;
+}
+
+snlvk_status run_snl(run *r)
+{
+    const snlvk_train_opts *o = r->o;
+    snl_state *st = calloc(1, sizeof *st);
+    if (!st) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    st->r = r;
+    st->t0 = run_now();
+    int all = strcmp(o->stage, "all") == 0, finetune_only = strcmp(o->stage, "finetune") == 0;
+    snlvk_status s = SNLVK_OK;
+    if (!o->relu_budget) s = snlvk_fail(SNLVK_E_INVALID, "--stage %s needs --relu-budget", o->stage);
+    if (s == SNLVK_OK && !o->init && !all)
+        s = snlvk_fail(SNLVK_E_INVALID, "--stage %s needs --init CKPT (a pretrained%s checkpoint)", o->stage,
+                       finetune_only ? " mask-phase" : "");
+    if (s == SNLVK_OK) {
+        if (o->init) snprintf(st->init, sizeof st->init, "%s", o->init);
+        else {
+            s = run_pretrain(r, "pretrain-");
+            snprintf(st->init, sizeof st->init, "%s/pretrain-best.safetensors", o->out_dir);
+        }
+    }
+    if (s == SNLVK_OK) s = run_open_model(r, &st->m);
+    if (s == SNLVK_OK) s = nn_model_init(st->m, o->seed);
+    if (s == SNLVK_OK && !o->no_kd) {
+        s = run_open_model(r, &st->teacher);
+        if (s == SNLVK_OK) s = nn_model_init(st->teacher, o->seed);
+    }
+    const char *teacher_path = st->init;
+    ckpt_meta meta = {0};
+    if (s == SNLVK_OK && finetune_only) {
+        /* the mask-phase checkpoint names its teacher (the pretrained net) */
+        s = ckpt_load(st->m, st->init, &meta, 0);
+        const char *tp = ckpt_meta_get(&meta, "teacher");
+        if (s == SNLVK_OK && st->teacher) {
+            if (!tp || !*tp) s = snlvk_fail(SNLVK_E_INVALID, "%s: metadata 'teacher' is missing; pass --no-kd", st->init);
+            else s = ckpt_load(st->teacher, tp, NULL, 0);
+            teacher_path = tp;
+        }
+    } else if (s == SNLVK_OK)
+        s = load_both(st, st->init);
+    if (s == SNLVK_OK) {
+        st->total = nn_total_relus(st->m);
+        s = parse_budgets(o->relu_budget, st->total, st->budgets, &st->n_budgets);
+    }
+    if (s == SNLVK_OK) {
+        for (int i = 0; i < st->n_budgets; i++) st->res[i].budget = st->budgets[i];
+        run_say(r, "snl: %s, %llu ReLUs, %s masks, teacher %s", st->m->arch, (unsigned long long)st->total,
+                st->m->granularity == NN_CHANNEL ? "channel" : "pixel", st->teacher ? teacher_path : "none (--no-kd)");
+    }
+    int ft_epochs = o->finetune_epochs > 0 ? o->finetune_epochs : run_default_epochs(o->dataset);
+    if (s == SNLVK_OK && !finetune_only) s = mask_phase(st);
+    if (s == SNLVK_OK && strcmp(o->stage, "mask") != 0) {
+        for (int i = 0; i < st->n_budgets && s == SNLVK_OK; i++) {
+            snl_budget_result *br = &st->res[i];
+            double b0 = run_now();
+            if (!finetune_only) {
+                char path[1100];
+                snapshot_path(st, br->budget, path, sizeof path);
+                s = ckpt_load(st->m, path, NULL, 0);
+            } else if (i > 0)
+                s = ckpt_load(st->m, st->init, NULL, 0);
+            if (s == SNLVK_OK) s = binarize(st, br->budget);
+            if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, "finetune");
+            br->seconds = run_now() - b0;
+        }
+    }
+    int n_res = st->n_budgets;
+    if (s == SNLVK_OK && o->random_mask && strcmp(o->stage, "mask") != 0) {
+        for (int i = 0; i < st->n_budgets && s == SNLVK_OK && n_res < MAX_BUDGETS; i++) {
+            snl_budget_result *br = &st->res[n_res];
+            memset(br, 0, sizeof *br);
+            br->budget = st->budgets[i];
+            br->random = 1;
+            /* as many epochs as SNL's mask phase and fine-tune took together */
+            int epochs = (int)ceil(st->res[i].mask_epochs) + ft_epochs;
+            double b0 = run_now();
+            s = load_both(st, teacher_path);
+            if (s == SNLVK_OK) s = random_masks(st, br->budget, o->seed + (uint64_t)i);
+            if (s == SNLVK_OK) s = finetune(st, br, epochs, "random-mask");
+            br->seconds = run_now() - b0;
+            n_res++;
+        }
+    }
+    if (s == SNLVK_OK && strcmp(o->stage, "mask") != 0)
+        s = snl_report_summary(r, st->m, st->res, n_res, st->total, run_now() - st->t0);
+    nn_trainer_destroy(st->t);
+    nn_model_destroy(st->m);
+    nn_model_destroy(st->teacher);
+    free(st);
+    return s;
+}

@@ -1,0 +1,72 @@
+/* SNL's lambda controller on scripted ReLU counts: lambda grows exactly when the
+ * reference's rule says, the loop stops at the budget, and the epoch cap holds. */
+#include <math.h>
+#include <stdio.h>
+
+#include "snl/controller.h"
+
+static int passed, failed;
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (cond) passed++;                               \
+        else {                                            \
+            failed++;                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf(__VA_ARGS__);                          \
+            printf("\n");                                 \
+        }                                                 \
+    } while (0)
+
+static void fixed_rule(void)
+{
+    snl_controller c;
+    snl_controller_init(&c, SNL_LAMBDA_FIXED, 1e-5, 1.1, 100, 1000, 50, 0);
+    /* epochs 0..4 (1st to 5th): no growth even when the count stalls */
+    const uint64_t counts[] = {1000, 1000, 990, 990, 995, /* epoch index 5 onwards: */ 995, 980, 985, 970, 970};
+    const int grows[] = {0, 0, 0, 0, 0, 1, 0, 1, 0, 1};
+    double lambda = 1e-5;
+    for (int i = 0; i < 10; i++) {
+        int stop = snl_controller_epoch(&c, counts[i]);
+        CHECK(!stop, "stopped early at epoch %d", i);
+        if (grows[i]) lambda *= 1.1;
+        CHECK(c.grew == grows[i], "epoch index %d: grew %d, expected %d", i, c.grew, grows[i]);
+        CHECK(fabs(c.lambda - lambda) < 1e-18, "epoch index %d: lambda %g, expected %g", i, c.lambda, lambda);
+    }
+    CHECK(c.lowest == 970, "lowest %llu", (unsigned long long)c.lowest);
+    CHECK(snl_controller_epoch(&c, 100) == 1, "the budget (count == budget) does not stop the phase");
+}
+
+static void epoch_cap(void)
+{
+    snl_controller c;
+    snl_controller_init(&c, SNL_LAMBDA_FIXED, 1e-5, 1.1, 10, 1000, 3, 0);
+    CHECK(snl_controller_epoch(&c, 900) == 0, "stopped at epoch 1");
+    CHECK(snl_controller_epoch(&c, 800) == 0, "stopped at epoch 2");
+    CHECK(snl_controller_epoch(&c, 700) == 1, "the cap of 3 epochs was not honoured");
+}
+
+static void auto_rule(void)
+{
+    snl_controller c;
+    snl_controller_init(&c, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
+    CHECK(fabs(snl_controller_planned(&c, 0) - 10000) < 1e-6, "plan starts at the count");
+    CHECK(fabs(snl_controller_planned(&c, 10) - 100) < 1e-6, "plan ends at the budget");
+    CHECK(fabs(snl_controller_planned(&c, 5) - 1000) < 1e-6, "plan is geometric: %g", snl_controller_planned(&c, 5));
+    double before = c.lambda;
+    snl_controller_epoch(&c, 10000); /* no progress: behind the plan */
+    CHECK(c.lambda > before && c.grew, "lambda did not grow behind the plan");
+    before = c.lambda;
+    snl_controller_epoch(&c, 300); /* far ahead of the plan (planned ~4000 at epoch 2) */
+    CHECK(c.lambda < before && !c.grew, "lambda did not shrink ahead of the plan");
+    CHECK(c.lambda >= before / 4 - 1e-18, "one update changed lambda by more than 4x");
+    CHECK(snl_controller_epoch(&c, 99) == 1, "the budget did not stop the auto phase");
+}
+
+int main(void)
+{
+    fixed_rule();
+    epoch_cap();
+    auto_rule();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}

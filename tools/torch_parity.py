@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Reference values for one training step of a snlvk model, computed by PyTorch (float32
+on the CPU), written as a safetensors file that tests/test_model.c compares against.
+
+Scenarios:
+  pretrain: CE loss, masks fixed at 1 (not trained), one SGD step (lr 0.1, momentum 0.9,
+            weight decay 5e-4); also the same step with Adam (lr 1e-3).
+  mask:     SNL's mask phase: CE + KD (T=4, teacher = the same net with masks 1, eval-mode
+            BN) + lambda*sum|c| with masks drawn in [0.2, 1], one Adam step (lr 1e-3) on
+            weights and masks.
+Tensors written: input, labels, init.<name> (the state before the step), logits, ce, kd,
+grad.<param>, after_sgd.<param>, after_adam.<param>, after.<buffer> (BN running stats).
+
+    /usr/bin/python3 tools/torch_parity.py --arch resnet8-mini --scenario mask --batch 4 --out F
+"""
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import snl_models  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="resnet8-mini")
+    ap.add_argument("--scenario", default="pretrain", choices=["pretrain", "mask"])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--channels", type=int, default=None)
+    ap.add_argument("--size", type=int, default=None)
+    ap.add_argument("--classes", type=int, default=10)
+    ap.add_argument("--granularity", default="pixel", choices=["pixel", "channel"])
+    ap.add_argument("--lam", type=float, default=1e-3)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(1)
+    mini = a.arch == "resnet8-mini"
+    ch = a.channels or (1 if mini else 3)
+    size = a.size or (28 if mini else 32)
+    chan = a.granularity == "channel"
+    net = snl_models.ResNet(a.arch, ch, size, a.classes, chan)
+    # non-trivial BN parameters and running statistics, so every term is exercised
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.8, 1.2)
+    teacher = None
+    if a.scenario == "mask":
+        teacher = snl_models.ResNet(a.arch, ch, size, a.classes, chan)
+        teacher.load_state_dict(net.state_dict())
+        teacher.eval()
+        with torch.no_grad():
+            for n, p in net.named_parameters():
+                if n.endswith("alphas"):
+                    p.uniform_(0.2, 1.0)
+    x = torch.randn(a.batch, ch, size, size)
+    y = torch.randint(0, a.classes, (a.batch,))
+    init = {k: v.clone() for k, v in net.state_dict().items()}
+    out = {"input": x, "labels": y.to(torch.int32)}
+    for k, v in init.items():
+        out["init." + k] = v
+    if teacher is not None:
+        for k, v in teacher.state_dict().items():
+            out["teacher." + k] = v.clone()
+
+    def loss_fn(model):
+        logits = model(x)
+        ce = F.cross_entropy(logits, y)
+        kd = torch.zeros(())
+        if teacher is not None:
+            with torch.no_grad():
+                t = teacher(x)
+            T = 4.0
+            kd = F.kl_div(F.log_softmax(logits / T, 1), F.softmax(t / T, 1), reduction="batchmean") * T * T
+        total = ce + kd
+        if teacher is not None:
+            total = total + a.lam * sum(p.abs().sum() for n, p in model.named_parameters() if n.endswith("alphas"))
+        return logits, ce, kd, total
+
+    def params_for(model):
+        if a.scenario == "mask":
+            return list(model.parameters())
+        return [p for n, p in model.named_parameters() if not n.endswith("alphas")]
+
+    # gradients and the SGD / Adam steps each start from the same state
+    net.train()
+    logits, ce, kd, total = loss_fn(net)
+    total.backward()
+    out["logits"], out["ce"], out["kd"] = logits.detach(), ce.detach().reshape(1), kd.detach().reshape(1)
+    for n, p in net.named_parameters():
+        if p.grad is not None:
+            out["grad." + n] = p.grad.clone()
+    for k, v in net.state_dict().items():
+        if "running" in k or "num_batches" in k:
+            out["after." + k] = v.clone()
+    for opt_name in ["sgd", "adam"]:
+        net.load_state_dict(init)
+        net.zero_grad()
+        if opt_name == "sgd":
+            opt = torch.optim.SGD(params_for(net), lr=0.1, momentum=0.9, weight_decay=5e-4)
+        else:
+            opt = torch.optim.Adam(params_for(net), lr=1e-3)
+        _, _, _, total = loss_fn(net)
+        total.backward()
+        opt.step()
+        for n, p in net.named_parameters():
+            out[f"after_{opt_name}." + n] = p.detach().clone()
+    snl_models.save_safetensors(a.out, out, {"arch": a.arch, "scenario": a.scenario, "lambda": a.lam,
+                                             "granularity": a.granularity})
+
+
+if __name__ == "__main__":
+    main()
