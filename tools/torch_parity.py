@@ -35,8 +35,12 @@ def main():
     ap.add_argument("--granularity", default="pixel", choices=["pixel", "channel"])
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--float32", action="store_true",
+                    help="compute in float32 (default: float64, so the reference is exact to fp32 precision)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
+    if not a.float32:
+        torch.set_default_dtype(torch.float64)
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
     mini = a.arch == "resnet8-mini"
@@ -52,6 +56,11 @@ def main():
                 m.bias.uniform_(-0.2, 0.2)
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.8, 1.2)
+    # the state is rounded to float32 so both sides start from identical numbers
+    with torch.no_grad():
+        for v in net.state_dict().values():
+            if v.is_floating_point():
+                v.copy_(v.float())
     teacher = None
     if a.scenario == "mask":
         teacher = snl_models.ResNet(a.arch, ch, size, a.classes, chan)
@@ -61,7 +70,8 @@ def main():
             for n, p in net.named_parameters():
                 if n.endswith("alphas"):
                     p.uniform_(0.2, 1.0)
-    x = torch.randn(a.batch, ch, size, size)
+                    p.copy_(p.float())
+    x = torch.randn(a.batch, ch, size, size).float().to(torch.get_default_dtype())
     y = torch.randint(0, a.classes, (a.batch,))
     init = {k: v.clone() for k, v in net.state_dict().items()}
     out = {"input": x, "labels": y.to(torch.int32)}
@@ -113,6 +123,7 @@ def main():
         opt.step()
         for n, p in net.named_parameters():
             out[f"after_{opt_name}." + n] = p.detach().clone()
+    out = {k: (v.float() if v.is_floating_point() else v) for k, v in out.items()}
     snl_models.save_safetensors(a.out, out, {"arch": a.arch, "scenario": a.scenario, "lambda": a.lam,
                                              "granularity": a.granularity})
 
