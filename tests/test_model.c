@@ -155,6 +155,18 @@ static void run_case(const char *arch, const char *scenario, int optimizer)
         free(g);
         free(v);
     }
+    /* SNLVK_DEBUG_GRADS=1: the norms of the first activations and their gradients */
+    if (bad_grad && getenv("SNLVK_DEBUG_GRADS"))
+        for (int i = 0; i < 8 && i < m->n_tensors; i++) {
+            size_t n = (size_t)m->tensors[i].n * m->tensors[i].c * m->tensors[i].h * m->tensors[i].w;
+            float *g = read_all(ctx, &m->tensors[i].grad, n), *v = read_all(ctx, &m->tensors[i].value, n);
+            double ng = 0, nv = 0;
+            for (size_t k = 0; k < n; k++) ng += (double)g[k] * g[k], nv += (double)v[k] * v[k];
+            fprintf(stderr, "  tensor %d (%ux%ux%ux%u): |value| %.6g |grad| %.6g\n", i, m->tensors[i].n,
+                    m->tensors[i].c, m->tensors[i].h, m->tensors[i].w, sqrt(nv), sqrt(ng));
+            free(g);
+            free(v);
+        }
     CHECK(bad_grad == 0, "%s %s: %d of %d gradients differ from PyTorch", arch, scenario, bad_grad, checked);
     CHECK(bad_step == 0, "%s %s %s: %d of %d parameters differ after the step", arch, scenario, what, bad_step, checked);
     int bad_bn = 0;

@@ -166,6 +166,7 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
     SNLVK_TRY(alloc_set(s, p->set_layout, &set));
     VkWriteDescriptorSet w[16];
     VkDescriptorBufferInfo bi[16];
+    VkBufferView views[16];
     for (int i = 0; i < n_binds; i++) {
         const vk_buf *b = binds[i].buf;
         if (!b || !b->block) return snlvk_fail(SNLVK_E_INVALID, "internal: binding %d has no buffer", i);
@@ -195,9 +196,11 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
                                          .format = VK_FORMAT_R32_SFLOAT,
                                          .offset = b->offset + off,
                                          .range = size / 4 * 4};
-            VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, &s->views[s->n_views]));
+            VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, &views[i]));
+            s->views[s->n_views++] = views[i]; /* destroyed with the recording */
             w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
-            w[i].pTexelBufferView = &s->views[s->n_views++];
+            /* points at this call's own array: s->views may move when it grows */
+            w[i].pTexelBufferView = &views[i];
         } else {
             if (size > ctx->props.limits.maxStorageBufferRange)
                 return snlvk_fail(SNLVK_E_UNSUPPORTED, "a %llu-byte tensor exceeds %s's storage-buffer range of %u bytes",
