@@ -39,7 +39,7 @@ if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert any(x['ch
 else
     fail=$((fail + 1)); echo "FAIL devices-json-valid"; cat "$tmp/dev.json"
 fi
-expect bench-usage 2 "pass --gemm or --ops" -- "$SNLVK" bench
+expect bench-usage 2 "pass --gemm, --ops or --step" -- "$SNLVK" bench
 expect bench-gemm 0 "512x512x512" -- "$SNLVK" bench --gemm --reps 2
 
 echo "$pass passed, $fail failed"

@@ -1,14 +1,15 @@
 /* Whole-model parity with PyTorch: one training step of resnet8-mini and resnet18
- * (batch 4) computed by tools/torch_parity.py with Debian's python3-torch, then by snlvk
+ * (batch 4) and wrn22-8 (batch 2, mask phase) computed by tools/torch_parity.py with Debian's python3-torch, then by snlvk
  * from the same state: logits, loss, every parameter gradient (masks' included, with KD
  * and the Lasso term in the mask phase), BN running statistics, and the parameters after
  * one SGD and one Adam step. The reference runs in float64 from the same float32 state, so
  * it is exact at fp32 precision (PyTorch's own fp32 gradients of resnet18 differ from it
  * by up to 1e-3). Relative errors below 1e-4. */
+#include <stdint.h>
 #include <unistd.h>
 
 #include "harness.h"
-#include "io/tensorfile.h"
+#include "io/safetensors.h"
 #include "nn/trainer.h"
 
 #ifndef SNLVK_SOURCE_DIR
@@ -27,20 +28,26 @@ static double rel_err_f(const float *a, const float *b, size_t n)
     return den > 0 ? sqrt(num / den) : sqrt(num);
 }
 
-static const float *ref(const tf_file *f, const char *prefix, const char *name, size_t numel)
+/* "<prefix><name>" of the reference file: F32 with `numel` elements (any shape: masks are
+ * (1,C,H,W) there), read in place (float-aligned, as the file's tensors are all 4-byte). */
+static const float *ref(const snlvk_st *f, const char *prefix, const char *name, size_t numel)
 {
     char key[256];
     snprintf(key, sizeof key, "%s%s", prefix, name);
-    const tf_tensor *t = tf_find(f, key);
-    CHECK(t != NULL, "reference tensor '%s' is missing", key);
+    const snlvk_st_tensor *t = snlvk_st_find(f, key);
+    CHECK(t != NULL, "%s: reference tensor '%s' is missing", f->path, key);
     if (!t) return NULL;
-    CHECK(t->numel == numel && t->dtype == TF_F32, "reference tensor '%s' has %llu elements, expected %zu", key,
+    char shape[128];
+    int ok = t->numel == numel && t->dtype == SNLVK_ST_F32;
+    CHECK(ok, "%s: reference tensor '%s' is %s %s (%llu elements), expected F32 with %zu elements", f->path, key,
+          snlvk_st_dtype_name(t->dtype), snlvk_st_shape_str(t->shape, t->ndim, shape, sizeof shape),
           (unsigned long long)t->numel, numel);
-    return t->numel == numel ? t->data : NULL;
+    CHECK((uintptr_t)t->data % sizeof(float) == 0, "%s: reference tensor '%s' is not float-aligned", f->path, key);
+    return ok && (uintptr_t)t->data % sizeof(float) == 0 ? t->data : NULL;
 }
 
 /* Loads "<prefix><name>" for every parameter and buffer of the model. */
-static void load_state(nn_model *m, const tf_file *f, const char *prefix)
+static void load_state(nn_model *m, const snlvk_st *f, const char *prefix)
 {
     snlvk_context *ctx = m->ctx;
     for (int i = 0; i < m->n_params; i++) {
@@ -62,22 +69,24 @@ static float *read_all(snlvk_context *ctx, const vk_buf *b, size_t n)
     return h;
 }
 
-static void run_case(const char *arch, const char *scenario, int optimizer)
+static void run_case(const char *arch, const char *scenario, int optimizer, int batch)
 {
     snlvk_context *ctx = h_context();
-    const int batch = 4, mini = strcmp(arch, "resnet8-mini") == 0, mask = strcmp(scenario, "mask") == 0;
+    const int mini = strcmp(arch, "resnet8-mini") == 0, mask = strcmp(scenario, "mask") == 0;
     const int ch = mini ? 1 : 3, size = mini ? 28 : 32;
     char path[256], cmd[1024];
     snprintf(path, sizeof path, "/tmp/snlvk-parity-%s-%s-%d.safetensors", arch, scenario, (int)getpid());
     const char *py = getenv("SNLVK_PYTHON") ? getenv("SNLVK_PYTHON") : "/usr/bin/python3";
-    snprintf(cmd, sizeof cmd, "%s %s/tools/torch_parity.py --arch %s --scenario %s --batch %d --out %s", py,
-             SNLVK_SOURCE_DIR, arch, scenario, batch, path);
+    snprintf(cmd, sizeof cmd, "%s %s/tools/torch_parity.py --arch %s --scenario %s --batch %d --optimizers %s --out %s",
+             py, SNLVK_SOURCE_DIR, arch, scenario, batch, optimizer ? "adam" : "sgd", path);
     int rc = system(cmd);
     CHECK(rc == 0, "'%s' failed (exit %d): is python3-torch installed?", cmd, rc);
     if (rc != 0) return;
-    tf_file f;
-    CHECK_OK(tf_read(path, &f));
+    snlvk_st f;
+    snlvk_status rs = snlvk_st_read(path, &f);
+    CHECK_OK(rs);
     remove(path);
+    if (rs != SNLVK_OK) return;
     nn_model *m = NULL, *teacher = NULL;
     CHECK_OK(nn_model_create(ctx, arch, batch, ch, size, size, 10, NN_PIXEL, &m));
     if (!m) return;
@@ -86,13 +95,24 @@ static void run_case(const char *arch, const char *scenario, int optimizer)
         CHECK_OK(nn_model_create(ctx, arch, batch, ch, size, size, 10, NN_PIXEL, &teacher));
         load_state(teacher, &f, "teacher.");
     }
-    nn_trainer_opts to = {optimizer ? NN_ADAM : NN_SGD, mask};
+    nn_trainer_opts to = {.optimizer = optimizer ? NN_ADAM : NN_SGD, .train_masks = mask};
     nn_trainer *t = NULL;
     CHECK_OK(nn_trainer_create(m, teacher, &to, &t));
     if (!t) return;
-    const tf_tensor *in = tf_find(&f, "input"), *lab = tf_find(&f, "labels");
-    CHECK(in && lab, "input or labels missing");
-    CHECK_OK(nn_trainer_upload(t, in->data, lab->data, batch));
+    const snlvk_st_tensor *in = NULL, *lab = NULL;
+    const uint64_t in_shape[4] = {(uint64_t)batch, (uint64_t)ch, (uint64_t)size, (uint64_t)size};
+    const uint64_t lab_shape[1] = {(uint64_t)batch};
+    CHECK_OK(snlvk_st_get(&f, "input", SNLVK_ST_F32, 4, in_shape, &in));
+    CHECK_OK(snlvk_st_get(&f, "labels", SNLVK_ST_I32, 1, lab_shape, &lab));
+    if (in && lab) {
+        float *images = malloc((size_t)in->nbytes);
+        int32_t *labels = malloc((size_t)lab->nbytes);
+        CHECK_OK(snlvk_st_copy(&f, in, images, (size_t)in->nbytes));
+        CHECK_OK(snlvk_st_copy(&f, lab, labels, (size_t)lab->nbytes));
+        CHECK_OK(nn_trainer_upload(t, images, labels, batch));
+        free(images);
+        free(labels);
+    }
     if (optimizer) {
         t->sp.lr[NN_GROUP_WEIGHTS] = t->sp.lr[NN_GROUP_MASKS] = 1e-3f;
     } else {
@@ -102,7 +122,7 @@ static void run_case(const char *arch, const char *scenario, int optimizer)
     }
     t->sp.kd_weight = mask ? 1.0f : 0.0f;
     t->sp.kd_temperature = 4.0f;
-    const char *lam = tf_meta(&f, "lambda");
+    const char *lam = snlvk_st_meta_get(&f, "lambda");
     t->sp.snl_lambda = mask && lam ? (float)atof(lam) : 0.0f;
     CHECK_OK(nn_trainer_step(t));
     const char *what = optimizer ? "adam" : "sgd";
@@ -183,14 +203,17 @@ static void run_case(const char *arch, const char *scenario, int optimizer)
     nn_trainer_destroy(t);
     nn_model_destroy(m);
     nn_model_destroy(teacher);
-    tf_free(&f);
+    snlvk_st_free(&f);
 }
 
-static void test_resnet8_mini_pretrain_sgd(void) { run_case("resnet8-mini", "pretrain", 0); }
-static void test_resnet8_mini_pretrain_adam(void) { run_case("resnet8-mini", "pretrain", 1); }
-static void test_resnet8_mini_mask_adam(void) { run_case("resnet8-mini", "mask", 1); }
-static void test_resnet18_pretrain_sgd(void) { run_case("resnet18", "pretrain", 0); }
-static void test_resnet18_mask_adam(void) { run_case("resnet18", "mask", 1); }
+static void test_resnet8_mini_pretrain_sgd(void) { run_case("resnet8-mini", "pretrain", 0, 4); }
+static void test_resnet8_mini_pretrain_adam(void) { run_case("resnet8-mini", "pretrain", 1, 4); }
+static void test_resnet8_mini_mask_adam(void) { run_case("resnet8-mini", "mask", 1, 4); }
+static void test_resnet18_pretrain_sgd(void) { run_case("resnet18", "pretrain", 0, 4); }
+static void test_resnet18_mask_adam(void) { run_case("resnet18", "mask", 1, 4); }
+/* WideResNet-22-8 (pre-activation blocks; the activated input feeds conv1 and the 1x1
+ * shortcut), batch 2: ~5 GFLOP per image forward, so the small batch keeps it quick. */
+static void test_wrn22_8_mask_adam(void) { run_case("wrn22-8", "mask", 1, 2); }
 
 int main(void)
 {
@@ -199,5 +222,6 @@ int main(void)
     RUN(test_resnet8_mini_mask_adam);
     RUN(test_resnet18_pretrain_sgd);
     RUN(test_resnet18_mask_adam);
+    RUN(test_wrn22_8_mask_adam);
     return h_finish();
 }

@@ -1,5 +1,7 @@
 """PyTorch definitions of snlvk's models, with the reference code's parameter names
-(`conv1`, `bn1`, `layer1.0.alpha1.alphas`, ..., `linear`), used by the tools that
+(`conv1`, `bn1`, `layer1.0.alpha1.alphas`, ..., `linear`; for wrn22-8
+`block1.layer.0.{bn1,alpha1,conv1,bn2,conv2,alpha2,convShortcut}`, `bn1`, `fc`); build one
+with make_model(arch, ...). Used by the tools that
 convert checkpoints, evaluate snlvk checkpoints in PyTorch, and check parity."""
 import torch
 import torch.nn as nn
@@ -77,6 +79,97 @@ class ResNet(nn.Module):
             out = getattr(self, f"layer{li + 1}")(out)
         out = F.adaptive_avg_pool2d(out, 1).flatten(1)
         return self.linear(out)
+
+
+class WideBasicBlock(nn.Module):
+    """The reference's pre-activation block: the mask alpha1 covers the block's input
+    resolution, alpha2 the resolution after conv1; without equal widths the 1x1
+    convShortcut sees the activated input."""
+
+    def __init__(self, in_planes, out_planes, stride, size, channel_masks):
+        super().__init__()
+        out = (size + 2 - 3) // stride + 1
+        self.equalInOut = in_planes == out_planes
+        self.bn1 = nn.BatchNorm2d(in_planes)
+        self.alpha1 = MaskedReLU((1, in_planes, 1, 1) if channel_masks else (1, in_planes, size, size))
+        self.conv1 = nn.Conv2d(in_planes, out_planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_planes)
+        self.conv2 = nn.Conv2d(out_planes, out_planes, 3, 1, 1, bias=False)
+        self.alpha2 = MaskedReLU((1, out_planes, 1, 1) if channel_masks else (1, out_planes, out, out))
+        self.convShortcut = None if self.equalInOut else nn.Conv2d(in_planes, out_planes, 1, stride, 0, bias=False)
+        self.out_size = out
+
+    def forward(self, x):
+        if not self.equalInOut:
+            x = self.alpha1(self.bn1(x))
+            out = x
+        else:
+            out = self.alpha1(self.bn1(x))
+        out = self.alpha2(self.bn2(self.conv1(out)))
+        out = self.conv2(out)
+        return torch.add(x if self.equalInOut else self.convShortcut(x), out)
+
+
+class NetworkBlock(nn.Module):
+    def __init__(self, nb_layers, in_planes, out_planes, stride, size, channel_masks):
+        super().__init__()
+        layers = []
+        for i in range(nb_layers):
+            blk = WideBasicBlock(in_planes if i == 0 else out_planes, out_planes, stride if i == 0 else 1, size,
+                                 channel_masks)
+            size = blk.out_size
+            layers.append(blk)
+        self.layer = nn.Sequential(*layers)
+        self.out_size = size
+
+    def forward(self, x):
+        return self.layer(x)
+
+
+class WideResNet(nn.Module):
+    """The reference's WideResNet (wrn22-8: depth 22, widen factor 8): conv3x3 -> 16, three
+    NetworkBlocks of (depth-4)/6 pre-activation blocks (widths 16k/32k/64k, strides 1/2/2),
+    a final BN (no mask), global average pool, `fc`."""
+
+    def __init__(self, in_ch, size, classes, channel_masks=False, depth=22, widen_factor=8):
+        super().__init__()
+        assert (depth - 4) % 6 == 0
+        n = (depth - 4) // 6
+        ch = [16, 16 * widen_factor, 32 * widen_factor, 64 * widen_factor]
+        self.conv1 = nn.Conv2d(in_ch, ch[0], 3, 1, 1, bias=False)
+        self.block1 = NetworkBlock(n, ch[0], ch[1], 1, size, channel_masks)
+        self.block2 = NetworkBlock(n, ch[1], ch[2], 2, self.block1.out_size, channel_masks)
+        self.block3 = NetworkBlock(n, ch[2], ch[3], 2, self.block2.out_size, channel_masks)
+        self.bn1 = nn.BatchNorm2d(ch[3])
+        self.fc = nn.Linear(ch[3], classes)
+        self.nChannels = ch[3]
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                m.weight.data.fill_(1)
+                m.bias.data.zero_()
+            elif isinstance(m, nn.Linear):
+                m.bias.data.zero_()
+
+    def forward(self, x):
+        out = self.conv1(x)
+        out = self.block1(out)
+        out = self.block2(out)
+        out = self.block3(out)
+        out = self.bn1(out)
+        out = F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return self.fc(out)
+
+
+ARCHS = ["resnet18", "resnet34", "resnet8-mini", "wrn22-8"]
+
+
+def make_model(arch, in_ch, size, classes, channel_masks=False):
+    """The snlvk model `arch` (one of ARCHS) for in_ch x size x size inputs."""
+    if arch == "wrn22-8":
+        return WideResNet(in_ch, size, classes, channel_masks, depth=22, widen_factor=8)
+    return ResNet(arch, in_ch, size, classes, channel_masks)
 
 
 def load_safetensors(path):

@@ -12,6 +12,7 @@ Tensors written: input, labels, init.<name> (the state before the step), logits,
 grad.<param>, after_sgd.<param>, after_adam.<param>, after.<buffer> (BN running stats).
 
     /usr/bin/python3 tools/torch_parity.py --arch resnet8-mini --scenario mask --batch 4 --out F
+    (--arch: resnet8-mini, resnet18, resnet34, wrn22-8; --optimizers adam writes only that step)
 """
 import argparse
 import os
@@ -26,7 +27,7 @@ import snl_models  # noqa: E402
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--arch", default="resnet8-mini")
+    ap.add_argument("--arch", default="resnet8-mini", choices=snl_models.ARCHS)
     ap.add_argument("--scenario", default="pretrain", choices=["pretrain", "mask"])
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--channels", type=int, default=None)
@@ -35,6 +36,8 @@ def main():
     ap.add_argument("--granularity", default="pixel", choices=["pixel", "channel"])
     ap.add_argument("--lam", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--optimizers", default="sgd,adam",
+                    help="comma-separated steps to write (after_sgd.*, after_adam.*); fewer is quicker")
     ap.add_argument("--float32", action="store_true",
                     help="compute in float32 (default: float64, so the reference is exact to fp32 precision)")
     ap.add_argument("--out", required=True)
@@ -47,7 +50,7 @@ def main():
     ch = a.channels or (1 if mini else 3)
     size = a.size or (28 if mini else 32)
     chan = a.granularity == "channel"
-    net = snl_models.ResNet(a.arch, ch, size, a.classes, chan)
+    net = snl_models.make_model(a.arch, ch, size, a.classes, chan)
     # non-trivial BN parameters and running statistics, so every term is exercised
     with torch.no_grad():
         for m in net.modules():
@@ -63,7 +66,7 @@ def main():
                 v.copy_(v.float())
     teacher = None
     if a.scenario == "mask":
-        teacher = snl_models.ResNet(a.arch, ch, size, a.classes, chan)
+        teacher = snl_models.make_model(a.arch, ch, size, a.classes, chan)
         teacher.load_state_dict(net.state_dict())
         teacher.eval()
         with torch.no_grad():
@@ -111,15 +114,22 @@ def main():
     for k, v in net.state_dict().items():
         if "running" in k or "num_batches" in k:
             out["after." + k] = v.clone()
-    for opt_name in ["sgd", "adam"]:
+    opts = [o for o in a.optimizers.split(",") if o]
+    if any(o not in ("sgd", "adam") for o in opts):
+        ap.error(f"--optimizers: expected sgd and/or adam, got '{a.optimizers}'")
+    for i, opt_name in enumerate(opts):
+        # the first step reuses the gradients above (the parameters are still the initial
+        # ones); later ones restart from the initial state
         net.load_state_dict(init)
-        net.zero_grad()
+        if i > 0:
+            net.zero_grad()
         if opt_name == "sgd":
             opt = torch.optim.SGD(params_for(net), lr=0.1, momentum=0.9, weight_decay=5e-4)
         else:
             opt = torch.optim.Adam(params_for(net), lr=1e-3)
-        _, _, _, total = loss_fn(net)
-        total.backward()
+        if i > 0:
+            _, _, _, total = loss_fn(net)
+            total.backward()
         opt.step()
         for n, p in net.named_parameters():
             out[f"after_{opt_name}." + n] = p.detach().clone()

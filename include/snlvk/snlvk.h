@@ -97,10 +97,28 @@ typedef void (*snlvk_op_bench_fn)(void *user, const snlvk_op_bench *result);
 snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, int reps, const char *filter,
                              snlvk_op_bench_fn cb, void *user);
 
+/* Whole training step of a model (forward, loss, backward, optimiser) on random data:
+ * median step time, and the kernels' share of the last step (reported through `cb`). */
+typedef struct snlvk_step_bench {
+    const char *model;
+    int batch;
+    double median_ms, images_per_s;
+    double forward_gflop;   /* per step, forward convolutions and linear layers */
+    int dispatches;
+} snlvk_step_bench;
+typedef struct snlvk_kernel_time {
+    const char *kernel;
+    int calls;
+    double ms;              /* summed over the step */
+} snlvk_kernel_time;
+typedef void (*snlvk_kernel_time_fn)(void *user, const snlvk_kernel_time *k);
+snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, int batch, int reps, int adam,
+                              snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out);
+
 /* ---- training ---- */
 
 typedef struct snlvk_train_opts {
-    const char *model;          /* "resnet8-mini" (default), "resnet18", "resnet34" */
+    const char *model;          /* "resnet8-mini" (default), "resnet18", "resnet34", "wrn22-8" */
     const char *dataset;        /* "fashion-mnist" (default), "mnist", "cifar10", "cifar100", "imagefolder", "tiny-imagenet" */
     const char *data_dir;       /* NULL: the dataset's default folder */
     const char *out_dir;        /* checkpoints and logs; required */

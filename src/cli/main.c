@@ -1,4 +1,5 @@
 /* snlvk command line: argument parsing, output and exit codes (0 ok, 1 failure, 2 usage). */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,10 +196,16 @@ static void print_op_result(void *user, const snlvk_op_bench *r)
     fflush(stdout);
 }
 
+static void print_kernel_time(void *user, const snlvk_kernel_time *k)
+{
+    const snlvk_step_bench *b = user;
+    printf("  %-26s %5d calls %10.3f ms %6.1f%%\n", k->kernel, k->calls, k->ms, 100.0 * k->ms / b->median_ms);
+}
+
 static int cmd_bench(int argc, char **argv)
 {
     common_opts o = {-1, 0};
-    int gemm = 0, ops = 0, reps = 10, batch = 32;
+    int gemm = 0, ops = 0, step = 0, adam = 0, reps = 10, batch = 32;
     const char *variant = "auto", *model = "resnet18", *filter = NULL;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
@@ -208,6 +215,8 @@ static int cmd_bench(int argc, char **argv)
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (strcmp(a, "--gemm") == 0) gemm = 1;
         else if (strcmp(a, "--ops") == 0) ops = 1;
+        else if (strcmp(a, "--step") == 0) step = 1;
+        else if (strcmp(a, "--adam") == 0) adam = 1;
         else if (strcmp(a, "--reps") == 0) {
             if (!parse_int(a, val, 1, 10000, &reps)) return EXIT_USAGE;
             i++;
@@ -231,7 +240,7 @@ static int cmd_bench(int argc, char **argv)
         } else
             return usage_error("bench", "unknown option '%s'", a);
     }
-    if (!gemm && !ops) return usage_error("bench", "%snothing to benchmark: pass --gemm or --ops", "");
+    if (!gemm && !ops && !step) return usage_error("bench", "%snothing to benchmark: pass --gemm, --ops or --step", "");
     snlvk_context *ctx;
     snlvk_status s = open_context(&o, &ctx);
     if (s != SNLVK_OK) return fail(s);
@@ -274,21 +283,126 @@ static int cmd_bench(int argc, char **argv)
         s = snlvk_bench_ops(ctx, model, batch, reps, filter, print_op_result, &pr);
         if (o.json && s == SNLVK_OK) printf("\n  ]");
     }
+    if (step && s == SNLVK_OK) {
+        snlvk_step_bench b;
+        /* the kernel table is printed after the median is known */
+        s = snlvk_bench_step(ctx, model, batch, reps, adam, NULL, NULL, &b);
+        if (s == SNLVK_OK && o.json)
+            printf(", \"step\": {\"model\": \"%s\", \"batch\": %d, \"optimizer\": \"%s\", \"median_ms\": %.3f, "
+                   "\"images_per_s\": %.1f, \"dispatches\": %d}",
+                   model, batch, adam ? "adam" : "sgd", b.median_ms, b.images_per_s, b.dispatches);
+        else if (s == SNLVK_OK) {
+            printf("%straining step of %s, batch %d, %s (median of %d, GPU timestamps): %.2f ms, %.1f images/s, "
+                   "%d dispatches\n", gemm || ops ? "\n" : "", model, batch, adam ? "Adam, masks trained" : "SGD",
+                   reps, b.median_ms, b.images_per_s, b.dispatches);
+            s = snlvk_bench_step(ctx, model, batch, 1, adam, print_kernel_time, &b, &(snlvk_step_bench){0});
+        }
+    }
     if (o.json && s == SNLVK_OK) printf("}\n");
     snlvk_context_destroy(ctx);
     return s == SNLVK_OK ? 0 : fail(s);
 }
 
 /* ---- train ---- */
+/* Options taking a string; returns 1 when `a` is one. */
+static int string_option(const char *a, const char *v, snlvk_train_opts *o)
+{
+    static const struct { const char *name; size_t off; } opts[] = {
+        {"--model", offsetof(snlvk_train_opts, model)},       {"--dataset", offsetof(snlvk_train_opts, dataset)},
+        {"--data", offsetof(snlvk_train_opts, data_dir)},     {"--out", offsetof(snlvk_train_opts, out_dir)},
+        {"--stage", offsetof(snlvk_train_opts, stage)},       {"--init", offsetof(snlvk_train_opts, init)},
+        {"--schedule", offsetof(snlvk_train_opts, schedule)}, {"--granularity", offsetof(snlvk_train_opts, granularity)},
+        {"--relu-budget", offsetof(snlvk_train_opts, relu_budget)}, {"--lambda", offsetof(snlvk_train_opts, lambda)},
+    };
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (strcmp(a, opts[i].name) == 0) {
+            *(const char **)((char *)o + opts[i].off) = v;
+            return 1;
+        }
+    return 0;
+}
+
+/* Integer options; returns 1 when `a` is one, *err = -1 after printing a bad value. */
+static int int_option(const char *a, const char *v, snlvk_train_opts *o, int *err)
+{
+    static const struct { const char *name; size_t off; int lo; int is_long; } opts[] = {
+        {"--epochs", offsetof(snlvk_train_opts, epochs), 1, 0},
+        {"--batch", offsetof(snlvk_train_opts, batch), 1, 0},
+        {"--image-size", offsetof(snlvk_train_opts, image_size), 0, 0},
+        {"--max-mask-epochs", offsetof(snlvk_train_opts, max_mask_epochs), 1, 0},
+        {"--target-mask-epochs", offsetof(snlvk_train_opts, target_mask_epochs), 1, 0},
+        {"--finetune-epochs", offsetof(snlvk_train_opts, finetune_epochs), 0, 0},
+        {"--check-every", offsetof(snlvk_train_opts, check_every), 1, 0},
+        {"--data-limit", offsetof(snlvk_train_opts, data_limit), 1, 1},
+        {"--test-limit", offsetof(snlvk_train_opts, test_limit), 1, 1},
+        {"--seed", offsetof(snlvk_train_opts, seed), 0, 2},
+    };
+    *err = 0;
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (strcmp(a, opts[i].name) == 0) {
+            int x;
+            if (!parse_int(a, v, opts[i].lo, 2000000000, &x)) {
+                *err = -1;
+                return 1;
+            }
+            char *field = (char *)o + opts[i].off;
+            if (opts[i].is_long == 1) *(long *)field = x;
+            else if (opts[i].is_long == 2) *(uint64_t *)field = (uint64_t)x;
+            else *(int *)field = x;
+            return 1;
+        }
+    return 0;
+}
+
+/* Non-negative real options; *err = -1 after printing a bad value. */
+static int double_option(const char *a, const char *v, snlvk_train_opts *o, double *err)
+{
+    static const struct { const char *name; size_t off; } opts[] = {
+        {"--lr", offsetof(snlvk_train_opts, lr)},
+        {"--momentum", offsetof(snlvk_train_opts, momentum)},
+        {"--weight-decay", offsetof(snlvk_train_opts, weight_decay)},
+        {"--kappa", offsetof(snlvk_train_opts, kappa)},
+        {"--threshold", offsetof(snlvk_train_opts, threshold)},
+        {"--mask-lr", offsetof(snlvk_train_opts, mask_lr)},
+        {"--finetune-lr", offsetof(snlvk_train_opts, finetune_lr)},
+        {"--kd-temperature", offsetof(snlvk_train_opts, kd_temperature)},
+    };
+    *err = 0;
+    for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
+        if (strcmp(a, opts[i].name) == 0) {
+            char *end;
+            double x = strtod(v, &end);
+            if (!*v || *end || !(x >= 0) || x > 1e30) {
+                fprintf(stderr, "snlvk train: %s expects a non-negative number, got '%s'\n", a, v);
+                *err = -1;
+                return 1;
+            }
+            *(double *)((char *)o + opts[i].off) = x;
+            return 1;
+        }
+    return 0;
+}
+
 typedef struct train_ui {
     int tty;
     int progress_shown;
+    double last_plain;    /* elapsed seconds of the last plain progress line */
 } train_ui;
 
 static void ui_progress(void *user, const snlvk_progress *p)
 {
     train_ui *ui = user;
-    if (!ui->tty) return;
+    if (!ui->tty) {
+        /* logs and pipes: a plain line every 30 seconds */
+        double elapsed = p->steps_per_s > 0 ? p->step / p->steps_per_s : 0;
+        if (p->step == 1 || elapsed < ui->last_plain) ui->last_plain = 0;
+        if (elapsed - ui->last_plain < 30 || p->step == p->steps) return;
+        ui->last_plain = elapsed;
+        printf("%s epoch %d/%d: step %ld/%ld, %.1f images/s, loss %.4f, acc %.4f, ETA %.0fs\n", p->stage, p->epoch,
+               p->epochs, p->step, p->steps, p->images_per_s, p->loss, p->accuracy, p->eta_s);
+        fflush(stdout);
+        return;
+    }
     int width = 24, filled = p->steps ? (int)(width * p->step / p->steps) : 0;
     char bar[32];
     for (int i = 0; i < width; i++) bar[i] = i < filled ? '#' : '.';
@@ -335,43 +449,27 @@ static int cmd_train(int argc, char **argv)
         if (r) continue;
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         int ival;
+        double dval;
         if (strcmp(a, "--summary") == 0) summary = 1;
         else if (strcmp(a, "--resume") == 0) to.resume = 1;
+        else if (strcmp(a, "--no-kd") == 0) to.no_kd = 1;
+        else if (strcmp(a, "--exact-budget") == 0) to.exact_budget = 1;
+        else if (strcmp(a, "--random-mask") == 0) to.random_mask = 1;
         else if (!val) return usage_error("train", "option '%s' needs a value (or is unknown)", a);
-        else if (strcmp(a, "--model") == 0) to.model = argv[++i];
-        else if (strcmp(a, "--dataset") == 0) to.dataset = argv[++i];
-        else if (strcmp(a, "--data") == 0) to.data_dir = argv[++i];
-        else if (strcmp(a, "--out") == 0) to.out_dir = argv[++i];
-        else if (strcmp(a, "--stage") == 0) to.stage = argv[++i];
-        else if (strcmp(a, "--init") == 0) to.init = argv[++i];
-        else if (strcmp(a, "--schedule") == 0) to.schedule = argv[++i];
-        else if (strcmp(a, "--granularity") == 0) to.granularity = argv[++i];
-        else if (strcmp(a, "--epochs") == 0 || strcmp(a, "--batch") == 0 || strcmp(a, "--image-size") == 0) {
-            if (!parse_int(a, argv[++i], a[2] == 'i' ? 0 : 1, 1000000, &ival)) return EXIT_USAGE;
-            if (a[2] == 'e') to.epochs = ival;
-            else if (a[2] == 'b') to.batch = ival;
-            else to.image_size = ival;
-        } else if (strcmp(a, "--data-limit") == 0 || strcmp(a, "--test-limit") == 0) {
-            if (!parse_int(a, argv[++i], 1, 2000000000, &ival)) return EXIT_USAGE;
-            if (a[2] == 'd') to.data_limit = ival;
-            else to.test_limit = ival;
-        } else if (strcmp(a, "--seed") == 0) {
-            if (!parse_int(a, argv[++i], 0, 2147483647, &ival)) return EXIT_USAGE;
-            to.seed = (uint64_t)ival;
-        } else if (strcmp(a, "--lr") == 0 || strcmp(a, "--momentum") == 0 || strcmp(a, "--weight-decay") == 0) {
-            char *end;
-            double x = strtod(argv[++i], &end);
-            if (*end || x < 0 || x != x) return usage_error("train", "%s expects a non-negative number", a);
-            if (a[2] == 'l') to.lr = x;
-            else if (a[2] == 'm') to.momentum = x;
-            else to.weight_decay = x;
+        else if (string_option(a, argv[i + 1], &to)) i++;
+        else if (int_option(a, argv[i + 1], &to, &ival)) {
+            if (ival < 0) return EXIT_USAGE;
+            i++;
+        } else if (double_option(a, argv[i + 1], &to, &dval)) {
+            if (dval < 0) return EXIT_USAGE;
+            i++;
         } else
             return usage_error("train", "unknown option '%s'", a);
     }
     snlvk_context *ctx;
     snlvk_status s = open_context(&o, &ctx);
     if (s != SNLVK_OK) return fail(s);
-    train_ui ui = {isatty(2), 0};
+    train_ui ui = {isatty(2), 0, 0};
     snlvk_train_callbacks cb = {ui_progress, ui_epoch, ui_message, &ui};
     printf("device: %s\n", snlvk_context_device(ctx)->name);
     if (summary) s = snlvk_model_summary_for_dataset(ctx, &to, &cb);
@@ -415,7 +513,7 @@ static int cmd_eval(int argc, char **argv)
     snlvk_context *ctx;
     snlvk_status s = open_context(&o, &ctx);
     if (s != SNLVK_OK) return fail(s);
-    train_ui ui = {0, 0};
+    train_ui ui = {0, 0, 0};
     snlvk_train_callbacks cb = {NULL, NULL, ui_message, &ui};
     snlvk_eval_result er;
     s = snlvk_eval(ctx, &eo, &cb, &er);
@@ -431,13 +529,17 @@ static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
     {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
-    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--model resnet18|resnet8-mini] [--batch N] [--filter OP]] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
+    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--filter OP]] [--step [--adam]] [--model resnet18|resnet8-mini] [--batch N] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
      cmd_bench},
-    {"train", "train a model (stage pretrain)",
-     "snlvk train [--model resnet8-mini|resnet18|resnet34] [--dataset fashion-mnist|mnist|cifar10|cifar100|imagefolder|tiny-imagenet]\n"
-     "            [--data DIR] [--out DIR] [--stage pretrain] [--epochs N] [--batch N] [--lr X] [--momentum X]\n"
-     "            [--weight-decay X] [--schedule step|cosine] [--seed N] [--data-limit N] [--test-limit N]\n"
-     "            [--init CKPT] [--resume] [--granularity pixel|channel] [--image-size N] [--summary] [--device N]",
+    {"train", "pretrain a model, and learn which ReLUs to keep for a budget (SNL)",
+     "snlvk train [--model resnet8-mini|resnet18|resnet34|wrn22-8] [--dataset fashion-mnist|mnist|cifar10|cifar100|imagefolder|tiny-imagenet]\n"
+     "            [--data DIR] [--out DIR] [--stage pretrain|mask|finetune|all] [--init CKPT] [--resume] [--summary]\n"
+     "  pretrain: [--epochs N] [--batch N] [--lr X] [--momentum X] [--weight-decay X] [--schedule step|cosine]\n"
+     "            [--seed N] [--data-limit N] [--test-limit N] [--image-size N]\n"
+     "  SNL:      --relu-budget N|FRACTION[,N...] [--granularity pixel|channel] [--lambda X|auto] [--kappa X]\n"
+     "            [--threshold X] [--max-mask-epochs N] [--target-mask-epochs N] [--mask-lr X] [--check-every K]\n"
+     "            [--exact-budget] [--finetune-epochs N] [--finetune-lr X] [--kd-temperature X] [--no-kd] [--random-mask]\n"
+     "            [--device N]",
      cmd_train},
     {"eval", "accuracy, loss and ReLUs per site of a checkpoint",
      "snlvk eval --ckpt FILE [--dataset D] [--data DIR] [--model M] [--batch N] [--test-limit N] [--threshold X]\n"

@@ -1,3 +1,6 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "io/json.h"
 
 #include <errno.h>
@@ -356,11 +359,11 @@ static snlvk_status jp_index_object(jp *p, snlvk_json *v)
     qsort(tmp, v->n, sizeof *tmp, key_cmp);
     for (size_t i = 1; i < v->n; i++)
         if (key_cmp(&tmp[i - 1], &tmp[i]) == 0) {
-            size_t later = tmp[i].sorted > tmp[i - 1].sorted ? tmp[i].sorted : tmp[i - 1].sorted;
+            size_t off = tmp[i].offset > tmp[i - 1].offset ? tmp[i].offset : tmp[i - 1].offset;
             char key[200];
             snprintf(key, sizeof key, "%s", tmp[i].s);
             free(tmp);
-            return jp_fail(p, v->u.c.items[later].offset, "duplicate key '%s' in an object", key);
+            return jp_fail(p, off, "duplicate key '%s' in an object", key);
         }
     for (size_t i = 0; i < v->n; i++) v->u.c.keys[i].sorted = tmp[i].sorted;
     free(tmp);
@@ -414,6 +417,7 @@ static snlvk_status jp_container(jp *p, snlvk_json *v, int object)
             snlvk_json_key *key = &v->u.c.keys[v->n];
             key->s = NULL;
             key->len = 0;
+            key->offset = p->pos;
             key->sorted = 0;
             v->n++; /* counted now so that a failure frees it */
             SNLVK_TRY(jp_string(p, &key->s, &key->len));
@@ -626,7 +630,7 @@ size_t snlvk_json_count(const snlvk_json *v)
 const snlvk_json *snlvk_json_get(const snlvk_json *obj, const char *key)
 {
     if (!obj || obj->type != SNLVK_JSON_OBJECT || !key) return NULL;
-    snlvk_json_key k = {(char *)key, strlen(key), 0};
+    snlvk_json_key k = {(char *)key, strlen(key), 0, 0};
     size_t lo = 0, hi = obj->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -914,6 +918,11 @@ size_t snlvk_json_escape(char *dst, size_t size, const char *s, size_t len)
     return e.n;
 }
 
+size_t snlvk_json_utf8_next(const char *s, size_t avail)
+{
+    return avail ? utf8_seq((const unsigned char *)s, avail) : 0;
+}
+
 int snlvk_json_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *u = (const unsigned char *)s;
@@ -1109,21 +1118,14 @@ static void jw_raw_value(snlvk_jw *w, const char *s)
 /* printf of a double with '.' as the decimal point whatever the locale. */
 static void fmt_double(char *buf, size_t size, const char *fmt, double x)
 {
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, fmt, x);
+    snprintf(buf, size, fmt, x);
     const char *dp = localeconv()->decimal_point;
-    size_t dpl = dp ? strlen(dp) : 0;
-    if (dpl == 0 || (dpl == 1 && dp[0] == '.')) {
-        snprintf(buf, size, "%s", tmp);
-        return;
-    }
-    char *hit = strstr(tmp, dp);
-    if (!hit) {
-        snprintf(buf, size, "%s", tmp);
-        return;
-    }
-    *hit = '\0';
-    snprintf(buf, size, "%s.%s", tmp, hit + dpl);
+    if (!dp || !dp[0] || (dp[0] == '.' && !dp[1])) return;
+    char *hit = strstr(buf, dp);
+    if (!hit) return;
+    size_t dpl = strlen(dp);
+    *hit = '.';
+    memmove(hit + 1, hit + dpl, strlen(hit + dpl) + 1);
 }
 
 static void jw_float(snlvk_jw *w, double x, const char *fmt)

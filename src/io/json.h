@@ -31,6 +31,7 @@ typedef struct snlvk_json snlvk_json;
 typedef struct snlvk_json_key {
     char *s;       /* NUL-terminated UTF-8 (a key with "\u0000" in it has len > strlen(s)) */
     size_t len;
+    size_t offset; /* byte offset of the key in the parsed text */
     size_t sorted;
 } snlvk_json_key;
 
@@ -56,7 +57,7 @@ struct snlvk_json {
 };
 
 typedef struct snlvk_json_limits {
-    int max_depth;    /* nesting of arrays/objects (default 128, at most 10000) */
+    int max_depth;    /* nesting of arrays/objects (default 128, at most 2048) */
     size_t max_size;  /* bytes of text (default 256 MiB) */
     size_t max_nodes; /* values in the tree (default 16 Mi) */
 } snlvk_json_limits;
@@ -186,5 +187,7 @@ size_t snlvk_json_escape(char *dst, size_t size, const char *s, size_t len);
 /* 1 if the `len` bytes of s are valid UTF-8 (no overlongs, surrogates or code points
  * past U+10FFFF), else 0. */
 int snlvk_json_utf8_valid(const char *s, size_t len);
+/* Length of the valid UTF-8 sequence starting at s (at most `avail` bytes), or 0. */
+size_t snlvk_json_utf8_next(const char *s, size_t avail);
 
 #endif

@@ -1,3 +1,6 @@
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "io/safetensors.h"
 
 #include <errno.h>
@@ -247,7 +250,7 @@ static snlvk_status parse_header(snlvk_st *st, const char *hdr, size_t n)
 
     /* Overlaps: in data order, every non-empty tensor must start at or after the end of
      * every earlier one. Reuses by_name_ as scratch before it is sorted by name. */
-    qsort(st->by_name_, nt, sizeof *st->by_name_, cmp_offset);
+    if (nt > 1) qsort(st->by_name_, nt, sizeof *st->by_name_, cmp_offset);
     const snlvk_st_tensor *last = NULL; /* the non-empty tensor reaching furthest so far */
     for (size_t i = 0; i < nt; i++) {
         const snlvk_st_tensor *t = st->by_name_[i];
@@ -258,7 +261,7 @@ static snlvk_status parse_header(snlvk_st *st, const char *hdr, size_t n)
                          (unsigned long long)last->begin, (unsigned long long)last->end);
         if (!last || t->end > last->end) last = t;
     }
-    qsort(st->by_name_, nt, sizeof *st->by_name_, cmp_name);
+    if (nt > 1) qsort(st->by_name_, nt, sizeof *st->by_name_, cmp_name);
     return SNLVK_OK;
 }
 

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "io/tensorfile.h"
+#include "io/safetensors.h"
 
 void ckpt_meta_set(ckpt_meta *m, const char *key, const char *fmt, ...)
 {
@@ -27,172 +27,153 @@ const char *ckpt_meta_get(const ckpt_meta *m, const char *key)
     return NULL;
 }
 
-/* One entry per tensor to save: its host copy and PyTorch shape. */
-typedef struct entry { char name[NN_NAME + 16]; tf_dtype dtype; int ndim; uint64_t shape[4]; uint64_t numel; void *data; } entry;
-
-static snlvk_status read_buf(snlvk_context *ctx, const vk_buf *b, uint64_t numel, void **out)
+/* The file's "__metadata__" into *meta (replacing what it held). */
+static void meta_from_file(const snlvk_st *f, ckpt_meta *meta)
 {
-    *out = malloc(numel * 4 + 1);
-    if (!*out) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
-    return vk_buf_read(ctx, b, 0, *out, numel * 4);
+    memset(meta, 0, sizeof *meta);
+    for (size_t i = 0; i < f->n_meta; i++) ckpt_meta_set(meta, f->meta[i].key, "%s", f->meta[i].value);
+}
+
+/* Host copies of the device buffers being saved; freed after the write. */
+typedef struct host_bufs { void **p; int n, cap; } host_bufs;
+
+/* Reads `numel` floats of `b` into a new host buffer and adds it to the list as tensor
+ * `name` (F32, the given PyTorch shape). */
+static snlvk_status add_buf(snlvk_st_builder *sb, host_bufs *h, snlvk_context *ctx, const char *name, const vk_buf *b,
+                            int ndim, const uint32_t *shape, uint32_t numel)
+{
+    if (h->n == h->cap) return snlvk_fail(SNLVK_E_INVALID, "checkpoint: more tensors than counted");
+    void *data = malloc((size_t)numel * 4 + 1);
+    if (!data) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    h->p[h->n++] = data;
+    SNLVK_TRY(vk_buf_read(ctx, b, 0, data, (size_t)numel * 4));
+    uint64_t s64[4];
+    for (int d = 0; d < ndim; d++) s64[d] = shape[d];
+    return snlvk_st_builder_add(sb, name, SNLVK_ST_F32, ndim, s64, data);
 }
 
 snlvk_status ckpt_save(nn_model *m, const char *path, const ckpt_meta *meta, int with_optim)
 {
-    int cap = m->n_params * 3 + m->n_buffers + m->n_bn + 1;
-    entry *e = calloc((size_t)cap, sizeof *e);
-    if (!e) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
-    int n = 0;
+    host_bufs h = {NULL, 0, m->n_params * 3 + m->n_buffers};
+    h.p = calloc((size_t)h.cap + 1, sizeof *h.p);
+    if (!h.p) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    snlvk_st_builder sb;
+    snlvk_st_builder_init(&sb);
     snlvk_status s = SNLVK_OK;
     /* state_dict order: for each module its parameters, then buffers */
     for (int i = 0; i < m->n_params && s == SNLVK_OK; i++) {
         nn_param *p = &m->params[i];
-        entry *x = &e[n++];
-        snprintf(x->name, sizeof x->name, "%s", p->name);
-        x->dtype = TF_F32;
-        x->ndim = p->ndim;
-        for (int d = 0; d < p->ndim; d++) x->shape[d] = p->shape[d];
-        x->numel = p->numel;
-        s = read_buf(m->ctx, &p->value, p->numel, &x->data);
-        if (s == SNLVK_OK && with_optim)
-            for (int k = 0; k < 2 && s == SNLVK_OK; k++) {
-                entry *o = &e[n++];
-                snprintf(o->name, sizeof o->name, "optim.%s.%d", p->name, k);
-                o->dtype = TF_F32;
-                o->ndim = 1;
-                o->shape[0] = o->numel = p->numel;
-                s = read_buf(m->ctx, &p->state[k], p->numel, &o->data);
-            }
+        s = add_buf(&sb, &h, m->ctx, p->name, &p->value, p->ndim, p->shape, p->numel);
+        for (int k = 0; k < 2 && s == SNLVK_OK && with_optim; k++) {
+            char name[NN_NAME + 16];
+            snprintf(name, sizeof name, "optim.%s.%d", p->name, k);
+            s = add_buf(&sb, &h, m->ctx, name, &p->state[k], 1, &p->numel, p->numel);
+        }
     }
     for (int i = 0; i < m->n_buffers && s == SNLVK_OK; i++) {
         nn_buffer *b = &m->buffers[i];
-        entry *x = &e[n++];
-        snprintf(x->name, sizeof x->name, "%s", b->name);
-        x->dtype = TF_F32;
-        x->ndim = 1;
-        x->shape[0] = x->numel = b->numel;
-        s = read_buf(m->ctx, &b->value, b->numel, &x->data);
+        s = add_buf(&sb, &h, m->ctx, b->name, &b->value, 1, &b->numel, b->numel);
     }
     for (int i = 0; i < m->n_ops && s == SNLVK_OK; i++) {
         if (m->ops[i].kind != NN_BN) continue;
-        entry *x = &e[n++];
-        snprintf(x->name, sizeof x->name, "%s.num_batches_tracked", m->ops[i].site);
-        x->dtype = TF_I64;
-        x->ndim = 0;
-        x->numel = 1;
-        x->data = malloc(8);
-        if (!x->data) s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
-        else memcpy(x->data, &m->bn_batches[m->ops[i].bn_index], 8);
+        char name[NN_NAME + 32];
+        snprintf(name, sizeof name, "%s.num_batches_tracked", m->ops[i].site);
+        /* a 0-dimensional int64, like PyTorch's */
+        s = snlvk_st_builder_add_copy(&sb, name, SNLVK_ST_I64, 0, NULL, &m->bn_batches[m->ops[i].bn_index]);
     }
-    if (s == SNLVK_OK) {
-        tf_tensor *t = calloc((size_t)n, sizeof *t);
-        const char *keys[CKPT_MAX_META], *vals[CKPT_MAX_META];
-        int nm = meta ? meta->n : 0;
-        for (int i = 0; i < nm; i++) keys[i] = meta->key[i], vals[i] = meta->value[i];
-        if (!t) s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
-        for (int i = 0; t && i < n; i++) {
-            t[i].name = e[i].name;
-            t[i].dtype = e[i].dtype;
-            t[i].ndim = e[i].ndim;
-            for (int d = 0; d < e[i].ndim; d++) t[i].shape[d] = e[i].shape[d];
-            t[i].numel = e[i].numel;
-            t[i].data = e[i].data;
-        }
-        if (t) s = tf_write(path, t, n, keys, vals, nm);
-        free(t);
-    }
-    for (int i = 0; i < n; i++) free(e[i].data);
-    free(e);
+    for (int i = 0; meta && i < meta->n && s == SNLVK_OK; i++)
+        s = snlvk_st_builder_meta(&sb, meta->key[i], meta->value[i]);
+    if (s == SNLVK_OK) s = snlvk_st_builder_write(&sb, path);
+    snlvk_st_builder_free(&sb);
+    for (int i = 0; i < h.n; i++) free(h.p[i]);
+    free(h.p);
     return s;
 }
 
-static snlvk_status check_shape(const tf_file *f, const tf_tensor *t, const char *name, int ndim, const uint32_t *shape,
-                                uint32_t numel)
+/* The tensor `name` of the checkpoint, which must be F32 of exactly the model's shape. */
+static snlvk_status get_f32(const snlvk_st *f, const nn_model *m, const char *name, int ndim, const uint32_t *shape,
+                            const snlvk_st_tensor **out)
 {
-    int ok = t->dtype == TF_F32 && t->numel == numel;
-    /* masks may be stored (1,C,H,W) or flat; everything else must match exactly */
-    if (ok && t->ndim == ndim)
-        for (int d = 0; d < ndim; d++) ok &= t->shape[d] == shape[d];
-    else if (ok && t->ndim != ndim)
-        ok = 0;
-    if (ok) return SNLVK_OK;
-    char want[64] = "", got[64] = "";
-    size_t a = 0, b = 0;
-    for (int d = 0; d < ndim; d++) a += (size_t)snprintf(want + a, sizeof want - a, "%s%u", d ? ", " : "", shape[d]);
-    for (int d = 0; d < t->ndim && b < sizeof got; d++)
-        b += (size_t)snprintf(got + b, sizeof got - b, "%s%llu", d ? ", " : "", (unsigned long long)t->shape[d]);
-    return snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s': shape (%s) %s does not match the model's (%s) F32; is it a "
-                      "checkpoint of another model?", f->path, name, got, tf_dtype_name(t->dtype), want);
+    *out = NULL;
+    const snlvk_st_tensor *t = snlvk_st_find(f, name);
+    if (!t)
+        return snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s' is missing; is it a checkpoint of another model (%s)?",
+                          f->path, name, m->arch);
+    int ok = t->dtype == SNLVK_ST_F32 && t->ndim == ndim;
+    for (int d = 0; ok && d < ndim; d++) ok = t->shape[d] == shape[d];
+    if (ok) {
+        *out = t;
+        return SNLVK_OK;
+    }
+    uint64_t want64[4];
+    for (int d = 0; d < ndim; d++) want64[d] = shape[d];
+    char want[96], got[256];
+    snlvk_st_shape_str(want64, ndim, want, sizeof want);
+    snlvk_st_shape_str(t->shape, t->ndim, got, sizeof got);
+    return snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s': shape %s %s does not match the model's %s F32; is it a "
+                      "checkpoint of another model (%s)?", f->path, name, got, snlvk_st_dtype_name(t->dtype), want,
+                      m->arch);
 }
 
 snlvk_status ckpt_load(nn_model *m, const char *path, ckpt_meta *meta, int with_optim)
 {
-    tf_file f;
-    SNLVK_TRY(tf_read(path, &f));
+    snlvk_st f;
+    SNLVK_TRY(snlvk_st_read(path, &f));
     snlvk_status s = SNLVK_OK;
+    const snlvk_st_tensor *t;
     for (int i = 0; i < m->n_params && s == SNLVK_OK; i++) {
         nn_param *p = &m->params[i];
-        const tf_tensor *t = tf_find(&f, p->name);
-        if (!t) {
-            s = snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s' is missing; is it a checkpoint of another model (%s)?",
-                           path, p->name, m->arch);
-            break;
-        }
-        s = check_shape(&f, t, p->name, p->ndim, p->shape, p->numel);
-        if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &p->value, 0, t->data, (size_t)p->numel * 4);
+        s = get_f32(&f, m, p->name, p->ndim, p->shape, &t);
+        if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &p->value, 0, t->data, (size_t)t->nbytes);
         for (int k = 0; k < 2 && s == SNLVK_OK; k++) {
             char name[NN_NAME + 16];
             snprintf(name, sizeof name, "optim.%s.%d", p->name, k);
-            const tf_tensor *o = with_optim ? tf_find(&f, name) : NULL;
-            if (o) {
-                s = check_shape(&f, o, name, 1, &p->numel, p->numel);
-                if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &p->state[k], 0, o->data, (size_t)p->numel * 4);
+            if (with_optim && snlvk_st_find(&f, name)) {
+                s = get_f32(&f, m, name, 1, &p->numel, &t);
+                if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &p->state[k], 0, t->data, (size_t)t->nbytes);
             } else
                 s = vk_buf_fill(m->ctx, &p->state[k], 0);
         }
     }
     for (int i = 0; i < m->n_buffers && s == SNLVK_OK; i++) {
         nn_buffer *b = &m->buffers[i];
-        const tf_tensor *t = tf_find(&f, b->name);
-        if (!t) {
-            s = snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s' is missing", path, b->name);
-            break;
-        }
-        s = check_shape(&f, t, b->name, 1, &b->numel, b->numel);
-        if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &b->value, 0, t->data, (size_t)b->numel * 4);
+        s = get_f32(&f, m, b->name, 1, &b->numel, &t);
+        if (s == SNLVK_OK) s = vk_buf_write(m->ctx, &b->value, 0, t->data, (size_t)t->nbytes);
     }
     for (int i = 0; i < m->n_ops && s == SNLVK_OK; i++) {
         if (m->ops[i].kind != NN_BN) continue;
         char name[NN_NAME + 32];
         snprintf(name, sizeof name, "%s.num_batches_tracked", m->ops[i].site);
-        const tf_tensor *t = tf_find(&f, name);
+        /* optional (0 when absent); one I64, a scalar as PyTorch writes it or of shape [1] */
         int64_t v = 0;
-        if (t && t->dtype == TF_I64 && t->numel == 1) memcpy(&v, t->data, 8);
-        else if (t)
-            s = snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s': expected one I64, got %llu %s", path, name,
-                           (unsigned long long)t->numel, tf_dtype_name(t->dtype));
+        if ((t = snlvk_st_find(&f, name)) != NULL) {
+            if (t->dtype == SNLVK_ST_I64 && t->numel == 1)
+                memcpy(&v, t->data, 8); /* may be unaligned */
+            else {
+                char got[256];
+                s = snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s': expected one I64 (shape []), got %s of shape %s",
+                               path, name, snlvk_st_dtype_name(t->dtype),
+                               snlvk_st_shape_str(t->shape, t->ndim, got, sizeof got));
+            }
+        }
         m->bn_batches[m->ops[i].bn_index] = v;
     }
-    if (s == SNLVK_OK && meta) {
-        memset(meta, 0, sizeof *meta);
-        for (int i = 0; i < f.n_meta; i++) ckpt_meta_set(meta, f.meta_keys[i], "%s", f.meta_values[i]);
-    }
-    tf_free(&f);
+    if (s == SNLVK_OK && meta) meta_from_file(&f, meta);
+    snlvk_st_free(&f);
     return s;
 }
 
 snlvk_status ckpt_peek(const char *path, ckpt_meta *meta, const char *tensor, int *ndim, uint32_t shape[4])
 {
-    tf_file f;
-    SNLVK_TRY(tf_read(path, &f));
-    memset(meta, 0, sizeof *meta);
-    for (int i = 0; i < f.n_meta; i++) ckpt_meta_set(meta, f.meta_keys[i], "%s", f.meta_values[i]);
-    const tf_tensor *t = tensor ? tf_find(&f, tensor) : NULL;
+    snlvk_st f;
+    SNLVK_TRY(snlvk_st_read(path, &f));
+    meta_from_file(&f, meta);
+    const snlvk_st_tensor *t = tensor ? snlvk_st_find(&f, tensor) : NULL;
     *ndim = 0;
     if (t) {
         *ndim = t->ndim < 4 ? t->ndim : 4;
         for (int d = 0; d < *ndim; d++) shape[d] = (uint32_t)t->shape[d];
     }
-    tf_free(&f);
+    snlvk_st_free(&f);
     return SNLVK_OK;
 }

@@ -19,7 +19,7 @@
         }                                                                        \
     } while (0)
 
-static const char *archs[] = {"resnet18", "resnet34", "resnet8-mini"};
+static const char *archs[] = {"resnet18", "resnet34", "resnet8-mini", "wrn22-8"};
 
 int nn_arch_known(const char *arch)
 {
@@ -28,7 +28,7 @@ int nn_arch_known(const char *arch)
     return 0;
 }
 
-const char *nn_arch_list(void) { return "resnet18, resnet34, resnet8-mini"; }
+const char *nn_arch_list(void) { return "resnet18, resnet34, resnet8-mini, wrn22-8"; }
 
 /* ---- construction ---- */
 
@@ -106,7 +106,7 @@ static snlvk_status conv(nn_model *m, const char *name, int in, uint32_t k, uint
         vk_buf_free(m->ctx, &m->conv_workspace);
         SNLVK_TRY(vk_buf_alloc(m->ctx, ws, &m->conv_workspace));
     }
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_CONV, &op));
     op->in = in, op->out = y, op->param[0] = w, op->conv = cs;
     *out = y;
@@ -128,7 +128,7 @@ static snlvk_status bn(nn_model *m, const char *name, int in, int *out)
     SNLVK_TRY(add_buffer(m, n1, c, &rm));
     SNLVK_TRY(add_buffer(m, n2, c, &rv));
     SNLVK_TRY(add_tensor(m, x->n, x->c, x->h, x->w, &y));
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_BN, &op));
     op->in = in, op->out = y, op->param[0] = gamma, op->param[1] = beta, op->buffer[0] = rm, op->buffer[1] = rv;
     op->bn_index = m->n_bn++;
@@ -148,7 +148,7 @@ static snlvk_status mrelu(nn_model *m, const char *site, int in, int *out)
     int c = -1, y = -1;
     SNLVK_TRY(add_param(m, pname, NN_PARAM_MASK, 4, shape, &c));
     SNLVK_TRY(add_tensor(m, x->n, x->c, x->h, x->w, &y));
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_MRELU, &op));
     op->in = in, op->out = y, op->param[0] = c;
     snprintf(op->site, sizeof op->site, "%s", site);
@@ -161,7 +161,7 @@ static snlvk_status add(nn_model *m, int a, int b, int *out)
     const nn_tensor *x = &m->tensors[a];
     int y = -1;
     SNLVK_TRY(add_tensor(m, x->n, x->c, x->h, x->w, &y));
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_ADD, &op));
     op->in = a, op->in2 = b, op->out = y;
     *out = y;
@@ -173,7 +173,7 @@ static snlvk_status gap(nn_model *m, int in, int *out)
     const nn_tensor *x = &m->tensors[in];
     int y = -1;
     SNLVK_TRY(add_tensor(m, x->n, x->c, 1, 1, &y));
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_GAP, &op));
     op->in = in, op->out = y;
     *out = y;
@@ -192,7 +192,7 @@ static snlvk_status linear(nn_model *m, const char *name, int in, uint32_t out_f
     SNLVK_TRY(add_param(m, n1, NN_PARAM_WEIGHT, 2, ws, &w));
     SNLVK_TRY(add_param(m, n2, NN_PARAM_BIAS, 1, &out_features, &b));
     SNLVK_TRY(add_tensor(m, x->n, out_features, 1, 1, &y));
-    nn_op *op;
+    nn_op *op = NULL;
     SNLVK_TRY(add_op(m, NN_LINEAR, &op));
     op->in = in, op->out = y, op->param[0] = w, op->param[1] = b;
     *out = y;
@@ -228,6 +228,41 @@ static snlvk_status basic_block(nn_model *m, const char *name, int in, uint32_t 
     return SNLVK_OK;
 }
 
+/* The reference WideBasicBlock (pre-activation): BN-mask-conv3x3(stride)-BN-mask-conv3x3,
+ * + shortcut. When the width changes the shortcut is a conv1x1 (stride) "convShortcut" of
+ * the *activated* input, otherwise the block input itself. alpha1 covers the block's input
+ * resolution, alpha2 its output resolution. The activated input can feed both conv1 and
+ * convShortcut: their backward-data accumulates into its gradient. */
+static snlvk_status wide_block(nn_model *m, const char *name, int in, uint32_t planes, uint32_t stride, int *out)
+{
+    char n[NN_NAME];
+    int a = -1, t = -1, s = -1;
+    const int equal = m->tensors[in].c == planes;
+    if (equal && stride != 1)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: %s: identity shortcut with stride %u", name, stride);
+    snprintf(n, sizeof n, "%s.bn1", name);
+    SNLVK_TRY(bn(m, n, in, &a));
+    snprintf(n, sizeof n, "%s.alpha1", name);
+    SNLVK_TRY(mrelu(m, n, a, &a));
+    snprintf(n, sizeof n, "%s.conv1", name);
+    SNLVK_TRY(conv(m, n, a, planes, 3, stride, 1, &t));
+    snprintf(n, sizeof n, "%s.bn2", name);
+    SNLVK_TRY(bn(m, n, t, &t));
+    snprintf(n, sizeof n, "%s.alpha2", name);
+    SNLVK_TRY(mrelu(m, n, t, &t));
+    snprintf(n, sizeof n, "%s.conv2", name);
+    SNLVK_TRY(conv(m, n, t, planes, 3, 1, 1, &t));
+    s = in;
+    if (!equal) {
+        snprintf(n, sizeof n, "%s.convShortcut", name);
+        SNLVK_TRY(conv(m, n, a, planes, 1, stride, 0, &s));
+    }
+    SNLVK_TRY(add(m, s, t, out));
+    return SNLVK_OK;
+}
+
+static int is_wrn(const char *arch) { return strcmp(arch, "wrn22-8") == 0; }
+
 static snlvk_status build(nn_model *m)
 {
     int t;
@@ -242,6 +277,18 @@ static snlvk_status build(nn_model *m)
             snprintf(name, sizeof name, "layer%d.0", l + 1);
             SNLVK_TRY(basic_block(m, name, t, widths[l], strides[l], &t));
         }
+    } else if (is_wrn(m->arch)) {
+        /* WideResNet-22-8 of the reference: (22-4)/6 = 3 blocks per stage, widths
+         * 16 -> 128/256/512; a final BN with no mask before the pool; "fc" classifier */
+        static const uint32_t widths[3] = {128, 256, 512}, strides[3] = {1, 2, 2};
+        SNLVK_TRY(conv(m, "conv1", m->input, 16, 3, 1, 1, &t));
+        for (int l = 0; l < 3; l++)
+            for (int b = 0; b < 3; b++) {
+                char name[32];
+                snprintf(name, sizeof name, "block%d.layer.%d", l + 1, b);
+                SNLVK_TRY(wide_block(m, name, t, widths[l], b == 0 ? strides[l] : 1, &t));
+            }
+        SNLVK_TRY(bn(m, "bn1", t, &t));
     } else {
         /* resnet18 / resnet34 of the reference ("resnet18_in"): no ReLU after the stem */
         static const int blocks18[4] = {2, 2, 2, 2}, blocks34[4] = {3, 4, 6, 3};
@@ -256,7 +303,7 @@ static snlvk_status build(nn_model *m)
             }
     }
     SNLVK_TRY(gap(m, t, &t));
-    SNLVK_TRY(linear(m, "linear", t, m->classes, &m->logits));
+    SNLVK_TRY(linear(m, is_wrn(m->arch) ? "fc" : "linear", t, m->classes, &m->logits));
     m->bn_batches = calloc((size_t)(m->n_bn ? m->n_bn : 1), sizeof *m->bn_batches);
     if (!m->bn_batches) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
     return SNLVK_OK;
@@ -270,7 +317,8 @@ snlvk_status nn_model_create(snlvk_context *ctx, const char *arch, uint32_t batc
         return snlvk_fail(SNLVK_E_INVALID, "model '%s': expected one of %s", arch, nn_arch_list());
     if (!batch || !in_c || !in_h || !in_w || classes < 2)
         return snlvk_fail(SNLVK_E_INVALID, "model %s: batch, input shape and classes (>= 2) must be positive", arch);
-    uint32_t min_size = strcmp(arch, "resnet8-mini") == 0 ? 4 : 8;
+    /* two stride-2 stages (resnet8-mini, wrn22-8) or three (resnet18/34) */
+    uint32_t min_size = strcmp(arch, "resnet8-mini") == 0 || is_wrn(arch) ? 4 : 8;
     if (in_h < min_size || in_w < min_size)
         return snlvk_fail(SNLVK_E_INVALID, "model %s: input %ux%u is too small (at least %ux%u)", arch, in_h, in_w,
                           min_size, min_size);
@@ -346,14 +394,26 @@ snlvk_status nn_model_init(nn_model *m, uint64_t seed)
     float *h = malloc(cap * sizeof *h);
     if (!h) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
     snlvk_status s = SNLVK_OK;
+    const int wrn = is_wrn(m->arch);
     for (int i = 0; i < m->n_params && s == SNLVK_OK; i++) {
         nn_param *p = &m->params[i];
         uint32_t fan_in = p->ndim >= 2 ? p->numel / p->shape[0] : 1;
         const char *last = strrchr(p->name, '.');
         for (uint32_t j = 0; j < p->numel; j++) {
             switch (p->kind) {
-            case NN_PARAM_WEIGHT: h[j] = (float)(rng_normal(&r) * sqrt(2.0 / fan_in)); break;
+            case NN_PARAM_WEIGHT:
+                if (!wrn)
+                    h[j] = (float)(rng_normal(&r) * sqrt(2.0 / fan_in));
+                else if (p->ndim == 4) /* kaiming_normal_(mode='fan_out', nonlinearity='relu') */
+                    h[j] = (float)(rng_normal(&r) * sqrt(2.0 / ((double)p->shape[0] * p->shape[2] * p->shape[3])));
+                else /* the Linear keeps PyTorch's default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) */
+                    h[j] = (float)((2 * rng_uniform(&r) - 1) / sqrt((double)fan_in));
+                break;
             case NN_PARAM_BIAS: {
+                if (wrn) { /* the reference zeroes the Linear bias */
+                    h[j] = 0.0f;
+                    break;
+                }
                 /* PyTorch's Linear default: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) of its weight */
                 uint32_t wfan = 1;
                 for (int q = 0; q < m->n_params; q++)

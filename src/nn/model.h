@@ -76,7 +76,8 @@ typedef struct nn_model {
     vk_buf lambda;         /* one float: the SNL lambda read by the mask gradient */
 } nn_model;
 
-/* The architectures: "resnet18", "resnet34", "resnet8-mini". */
+/* The architectures: "resnet18", "resnet34", "resnet8-mini", "wrn22-8" (the reference's
+ * WideResNet-22-8: pre-activation blocks, a mask after each BN but the last). */
 int nn_arch_known(const char *arch);
 const char *nn_arch_list(void);
 
@@ -84,8 +85,10 @@ snlvk_status nn_model_create(snlvk_context *ctx, const char *arch, uint32_t batc
                              uint32_t in_w, uint32_t classes, nn_granularity g, nn_model **out);
 void nn_model_destroy(nn_model *m);
 
-/* Kaiming-normal conv and linear weights (the reference's init), PyTorch's default
- * uniform linear bias, BN gamma 1 beta 0, running stats 0/1, masks 1. */
+/* The reference's init: ResNets get Kaiming-normal (fan_in) conv and linear weights and
+ * PyTorch's default uniform linear bias; wrn22-8 gets Kaiming-normal (fan_out) conv
+ * weights, PyTorch's default uniform linear weight and a zero bias. All: BN gamma 1
+ * beta 0, running stats 0/1, masks 1. */
 snlvk_status nn_model_init(nn_model *m, uint64_t seed);
 
 /* Records the forward pass from m->tensors[m->input] to m->tensors[m->logits]:

@@ -28,7 +28,7 @@ static snlvk_status record_train(nn_trainer *t)
 {
     nn_model *m = t->model;
     vk_seq *q = t->train;
-    SNLVK_TRY(vk_seq_begin(q, 0));
+    SNLVK_TRY(vk_seq_begin(q, t->opts.profile));
     SNLVK_TRY(record_forward_loss(t, q, 1, m->batch));
     SNLVK_TRY(nn_record_backward(m, q, !t->opts.train_masks, &t->params, STEP_PARAMS_INDEX(snl_lambda)));
     for (int i = 0; i < m->n_params; i++) {

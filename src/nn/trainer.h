@@ -18,6 +18,7 @@ enum { NN_GROUP_WEIGHTS = 0, NN_GROUP_MASKS = 1 };
 typedef struct nn_trainer_opts {
     nn_optimizer optimizer;
     int train_masks;      /* masks are trained (SNL's mask phase) instead of frozen */
+    int profile;          /* time every kernel of the training step (GPU timestamps) */
 } nn_trainer_opts;
 
 typedef struct nn_trainer {

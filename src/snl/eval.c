@@ -44,7 +44,7 @@ snlvk_status snlvk_eval(snlvk_context *ctx, const snlvk_eval_opts *o, const snlv
     if (s == SNLVK_OK) s = run_open_model(&r, &m);
     if (s == SNLVK_OK) s = nn_model_init(m, 1);
     if (s == SNLVK_OK) s = ckpt_load(m, o->checkpoint, NULL, 0);
-    nn_trainer_opts tro = {NN_SGD, 0};
+    nn_trainer_opts tro = {.optimizer = NN_SGD};
     if (s == SNLVK_OK) s = nn_trainer_create(m, NULL, &tro, &t);
     if (s == SNLVK_OK) {
         r.host_images = malloc((size_t)to.batch * r.test.c * r.test.h * r.test.w * 4);

@@ -214,8 +214,21 @@ static void run_free(run *r)
     if (r->log) fclose(r->log);
 }
 
-snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *o, const snlvk_train_callbacks *cb)
+snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *given, const snlvk_train_callbacks *cb)
 {
+    /* A bare `snlvk train` on (Fashion-)MNIST is the quick demonstration that must finish
+     * in minutes on a laptop CPU: a subset of the training set, a few cosine epochs. */
+    snlvk_train_opts quick = *given;
+    const snlvk_train_opts *o = &quick;
+    int is_mnist = strcmp(given->dataset, "fashion-mnist") == 0 || strcmp(given->dataset, "mnist") == 0;
+    if (is_mnist && given->epochs == 0 && given->data_limit == 0 && strcmp(given->stage, "pretrain") == 0) {
+        quick.epochs = 3;
+        quick.data_limit = 20000;
+        quick.schedule = "cosine";
+        if (cb && cb->message)
+            cb->message(cb->user, "quick defaults (pass --epochs or --data-limit to choose): the first 20000 training "
+                                  "images, 3 epochs, cosine schedule");
+    }
     if (!o->out_dir) return snlvk_fail(SNLVK_E_INVALID, "train: an output directory (--out) is required");
     if (!nn_arch_known(o->model)) return snlvk_fail(SNLVK_E_INVALID, "--model '%s': expected one of %s", o->model, nn_arch_list());
     if (o->batch <= 0) return snlvk_fail(SNLVK_E_INVALID, "--batch must be positive");

@@ -62,7 +62,7 @@ snlvk_status run_pretrain(run *r, const char *prefix)
         s = ckpt_load(m, o->init, NULL, 0);
         if (s == SNLVK_OK) run_say(r, "init: weights from %s", o->init);
     }
-    nn_trainer_opts to = {NN_SGD, 0};
+    nn_trainer_opts to = {.optimizer = NN_SGD};
     if (s == SNLVK_OK) s = nn_trainer_create(m, NULL, &to, &t);
     if (s == SNLVK_OK) {
         run_say(r, "pretrain: %s, %d epochs (from epoch %d), batch %d, SGD lr %g momentum %g weight decay %g, %s "

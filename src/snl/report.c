@@ -1,31 +1,11 @@
 #include "snl/report.h"
 
-#include <errno.h>
-#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-/* Writes `text` to `path` atomically (temp file + rename). */
-static snlvk_status write_atomic(const char *path, const char *text)
-{
-    char tmp[1200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
-    if (!f) return snlvk_fail(SNLVK_E_IO, "%s: cannot write: %s", tmp, strerror(errno));
-    int ok = fputs(text, f) >= 0;
-    ok = (fflush(f) == 0) && ok;
-    ok = (fsync(fileno(f)) == 0) && ok;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        int e = errno;
-        remove(tmp);
-        return snlvk_fail(SNLVK_E_IO, "%s: cannot write: %s", path, strerror(e));
-    }
-    return SNLVK_OK;
-}
+#include "io/atomic_file.h"
+#include "io/svg.h"
 
 typedef struct sbuf { char *s; size_t n, cap; int oom; } sbuf;
 static void sb_printf(sbuf *b, const char *fmt, ...) SNLVK_PRINTF(2, 3);
@@ -73,75 +53,56 @@ snlvk_status snl_report_sites(run *r, const nn_model *m, const uint64_t *kept, c
             100.0 * (double)k_all / (double)t_all);
     sb_printf(&b, "\n  ],\n  \"kept\": %llu,\n  \"total\": %llu\n}\n", (unsigned long long)k_all,
               (unsigned long long)t_all);
-    snlvk_status s = b.oom ? snlvk_fail(SNLVK_E_OOM, "out of host memory") : path ? write_atomic(path, b.s) : SNLVK_OK;
+    snlvk_status s = b.oom  ? snlvk_fail(SNLVK_E_OOM, "out of host memory")
+                     : path ? snlvk_atomic_write(path, b.s, b.n)
+                            : SNLVK_OK;
     free(b.s);
     return s;
 }
 
-/* A small SVG plot: test accuracy against ReLU count (log x), SNL and random masks. */
-static void svg_plot(sbuf *b, const snl_budget_result *res, int n, const char *title)
+typedef struct point { double x, y; } point;
+
+static int cmp_point(const void *a, const void *b)
 {
-    const double W = 640, H = 420, L = 70, R = 20, T = 40, B = 60;
-    double xmin = 1e300, xmax = 0, ymin = 1, ymax = 0;
-    for (int i = 0; i < n; i++) {
-        double x = (double)(res[i].relus ? res[i].relus : 1), y = res[i].acc_finetuned;
-        if (x < xmin) xmin = x;
-        if (x > xmax) xmax = x;
-        if (y < ymin) ymin = y;
-        if (y > ymax) ymax = y;
-    }
-    double lx0 = floor(log10(xmin)), lx1 = ceil(log10(xmax));
-    if (lx1 <= lx0) lx1 = lx0 + 1;
-    ymin = floor(ymin * 20) / 20 - 0.05;
-    ymax = ceil(ymax * 20) / 20;
-    if (ymin < 0) ymin = 0;
-    if (ymax <= ymin) ymax = ymin + 0.1;
-#define PX(x) (L + (log10(x) - lx0) / (lx1 - lx0) * (W - L - R))
-#define PY(y) (H - B - ((y) - ymin) / (ymax - ymin) * (H - T - B))
-    sb_printf(b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" "
-                 "font-size=\"12\">\n<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n", W, H);
-    sb_printf(b, "<text x=\"%.0f\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">%s</text>\n", W / 2, title);
-    sb_printf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, H - B, W - R, H - B);
-    sb_printf(b, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L, H - B);
-    for (double e = lx0; e <= lx1; e++) {
-        double x = PX(pow(10, e));
-        sb_printf(b, "<line x1=\"%.1f\" y1=\"%.0f\" x2=\"%.1f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n", x, T, x, H - B);
-        sb_printf(b, "<text x=\"%.1f\" y=\"%.0f\" text-anchor=\"middle\">%.0f</text>\n", x, H - B + 18, pow(10, e));
-    }
-    for (int k = 0; k <= 5; k++) {
-        double y = ymin + (ymax - ymin) * k / 5;
-        sb_printf(b, "<line x1=\"%.0f\" y1=\"%.1f\" x2=\"%.0f\" y2=\"%.1f\" stroke=\"#ddd\"/>\n", L, PY(y), W - R, PY(y));
-        sb_printf(b, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">%.1f%%</text>\n", L - 6, PY(y) + 4, 100 * y);
-    }
-    sb_printf(b, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">ReLU count (log scale)</text>\n", (L + W - R) / 2,
-              H - 18);
-    sb_printf(b, "<text x=\"18\" y=\"%.0f\" text-anchor=\"middle\" transform=\"rotate(-90 18 %.0f)\">test accuracy "
-                 "after fine-tune</text>\n", (T + H - B) / 2, (T + H - B) / 2);
+    const point *p = a, *q = b;
+    return (p->x > q->x) - (p->x < q->x);
+}
+
+/* The Pareto plot: test accuracy after fine-tune (percent) against the ReLU count (log
+ * x; 0 ReLUs drawn at 1) for SNL and the random-mask baseline, each sorted by ReLUs. */
+static snlvk_status pareto_plot(const char *path, const snl_budget_result *res, int n, const char *title)
+{
     static const char *colors[2] = {"#1f77b4", "#d62728"};
     static const char *names[2] = {"SNL", "random masks"};
-    for (int series = 0; series < 2; series++) {
-        int any = 0;
-        sb_printf(b, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" points=\"", colors[series]);
-        for (int i = 0; i < n; i++)
-            if (res[i].random == series) {
-                sb_printf(b, "%.1f,%.1f ", PX((double)(res[i].relus ? res[i].relus : 1)), PY(res[i].acc_finetuned));
-                any = 1;
-            }
-        sb_printf(b, "\"/>\n");
-        for (int i = 0; i < n; i++)
-            if (res[i].random == series)
-                sb_printf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"/>\n",
-                          PX((double)(res[i].relus ? res[i].relus : 1)), PY(res[i].acc_finetuned), colors[series]);
-        if (any) {
-            double ly = T + 12 + 18 * series;
-            sb_printf(b, "<rect x=\"%.0f\" y=\"%.0f\" width=\"12\" height=\"12\" fill=\"%s\"/>\n", W - R - 130, ly - 10,
-                      colors[series]);
-            sb_printf(b, "<text x=\"%.0f\" y=\"%.0f\">%s</text>\n", W - R - 112, ly, names[series]);
-        }
+    size_t cap = n > 0 ? (size_t)n : 1;
+    point *pts = malloc(cap * sizeof *pts);
+    double *xy = malloc(4 * cap * sizeof *xy); /* x and y of each series */
+    if (!pts || !xy) {
+        free(pts);
+        free(xy);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory");
     }
-    sb_printf(b, "</svg>\n");
-#undef PX
-#undef PY
+    snlvk_svg_series series[2];
+    size_t n_series = 0;
+    for (int kind = 0; kind < 2; kind++) {
+        size_t k = 0;
+        for (int i = 0; i < n; i++)
+            if (res[i].random == kind)
+                pts[k++] = (point){(double)(res[i].relus ? res[i].relus : 1), 100.0 * res[i].acc_finetuned};
+        if (!k) continue; /* an empty series stays out of the legend */
+        qsort(pts, k, sizeof *pts, cmp_point);
+        double *x = xy + 2 * cap * (size_t)kind, *y = x + cap;
+        for (size_t i = 0; i < k; i++) x[i] = pts[i].x, y[i] = pts[i].y;
+        series[n_series++] = (snlvk_svg_series){.name = names[kind], .x = x, .y = y, .n = k,
+                                                .style = SNLVK_SVG_LINE_MARKERS, .color = colors[kind]};
+    }
+    snlvk_svg_plot plot = {.title = title, .x_label = "ReLU count (log scale)",
+                           .y_label = "test accuracy after fine-tune (%)", .log_x = 1, .width = 640, .height = 420,
+                           .series = series, .n_series = n_series};
+    snlvk_status s = snlvk_svg_write(path, &plot);
+    free(pts);
+    free(xy);
+    return s;
 }
 
 snlvk_status snl_report_summary(run *r, const nn_model *m, const snl_budget_result *res, int n, uint64_t total,
@@ -174,16 +135,13 @@ snlvk_status snl_report_summary(run *r, const nn_model *m, const snl_budget_resu
     sb_printf(&b, "\n  ]\n}\n");
     char path[1100];
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
-    snlvk_status s = b.oom ? snlvk_fail(SNLVK_E_OOM, "out of host memory") : write_atomic(path, b.s);
+    snlvk_status s = b.oom ? snlvk_fail(SNLVK_E_OOM, "out of host memory") : snlvk_atomic_write(path, b.s, b.n);
     free(b.s);
     if (s != SNLVK_OK) return s;
-    sbuf svg = {0};
     char title[128];
     snprintf(title, sizeof title, "%s on %s: accuracy against ReLUs", m->arch, o->dataset);
-    svg_plot(&svg, res, n, title);
     snprintf(path, sizeof path, "%s/pareto.svg", o->out_dir);
-    s = svg.oom ? snlvk_fail(SNLVK_E_OOM, "out of host memory") : write_atomic(path, svg.s);
-    free(svg.s);
+    s = pareto_plot(path, res, n, title);
     if (s == SNLVK_OK) run_say(r, "summary: %s/summary.json, plot: %s", o->out_dir, path);
     return s;
 }

@@ -72,6 +72,23 @@ static snlvk_status parse_budgets(const char *spec, uint64_t total, uint64_t *ou
     return SNLVK_OK;
 }
 
+/* sum |c| over every mask (read back once per epoch for the log) */
+static snlvk_status mask_l1(nn_model *m, double *out)
+{
+    *out = 0;
+    for (int i = 0; i < m->n_params; i++) {
+        nn_param *p = &m->params[i];
+        if (p->kind != NN_PARAM_MASK) continue;
+        float *h = malloc((size_t)p->numel * 4);
+        if (!h) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+        snlvk_status s = vk_buf_read(m->ctx, &p->value, 0, h, (size_t)p->numel * 4);
+        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) *out += fabs(h[j]);
+        free(h);
+        SNLVK_TRY(s);
+    }
+    return SNLVK_OK;
+}
+
 static snlvk_status count_now(snl_state *st)
 {
     SNLVK_TRY(nn_trainer_count_relus(st->t, (float)st->r->o->threshold, st->site_counts));
@@ -190,7 +207,7 @@ static snlvk_status mask_phase(snl_state *st)
 {
     run *r = st->r;
     const snlvk_train_opts *o = r->o;
-    nn_trainer_opts to = {NN_ADAM, 1};
+    nn_trainer_opts to = {.optimizer = NN_ADAM, .train_masks = 1};
     SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &st->t));
     nn_trainer *t = st->t;
     t->sp.lr[NN_GROUP_WEIGHTS] = t->sp.lr[NN_GROUP_MASKS] = (float)o->mask_lr;
@@ -222,6 +239,9 @@ static snlvk_status mask_phase(snl_state *st)
         double lambda_used = st->ctl.lambda;
         double loss, acc, te_loss, te_acc, te_top5;
         SNLVK_TRY(run_train_epoch(r, t, "mask", epoch, o->max_mask_epochs, mask_step_hook, st, &loss, &acc));
+        loss_metrics mt;
+        SNLVK_TRY(nn_trainer_metrics(t, &mt));
+        double train_ce = mt.examples ? mt.ce_sum / mt.examples : 0, train_kd = mt.examples ? mt.kd_sum / mt.examples : 0;
         SNLVK_TRY(count_now(st));
         SNLVK_TRY(take_snapshots(st, epoch + 1));
         int stop = snl_controller_epoch(&st->ctl, st->count) || st->next == st->n_budgets;
@@ -254,15 +274,17 @@ static snlvk_status mask_phase(snl_state *st)
             }
             acc_count += st->site_counts[site++];
         }
-        loss_metrics mt;
-        SNLVK_TRY(nn_trainer_metrics(t, &mt));
+        /* the loss terms of the epoch: CE and KD from the device metrics (reset by the
+         * evaluation, so read before it), lambda * sum|c| from the masks read back */
+        double l1 = 0;
+        SNLVK_TRY(mask_l1(st->m, &l1));
         char line[1400];
         snprintf(line, sizeof line,
                  "{\"stage\": \"mask\", \"epoch\": %d, \"lambda\": %.6g, \"relus\": %llu, \"relus_per_stage\": {%s}, "
-                 "\"train_loss\": %.6f, \"ce\": %.6f, \"kd\": %.6f, \"train_acc\": %.6f, \"test_loss\": %.6f, "
-                 "\"test_acc\": %.6f, \"seconds\": %.2f}",
-                 epoch + 1, lambda_used, (unsigned long long)st->count, stages, loss, te_loss, 0.0, acc, te_loss,
-                 te_acc, secs);
+                 "\"train_loss\": %.6f, \"ce\": %.6f, \"kd\": %.6f, \"lasso\": %.6f, \"sum_abs_masks\": %.3f, "
+                 "\"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"seconds\": %.2f}",
+                 epoch + 1, lambda_used, (unsigned long long)st->count, stages, loss, train_ce, train_kd,
+                 lambda_used * l1, l1, acc, te_loss, te_acc, secs);
         run_log(r, line);
         run_say(r, "mask epoch %d: lambda %.3g  ReLUs %llu (%.2f%%)  train loss %.4f acc %.4f  test acc %.4f  %.1fs",
                 epoch + 1, lambda_used, (unsigned long long)st->count, 100.0 * (double)st->count / (double)st->total,
@@ -336,7 +358,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
 {
     run *r = st->r;
     const snlvk_train_opts *o = r->o;
-    nn_trainer_opts to = {NN_SGD, 0};
+    nn_trainer_opts to = {.optimizer = NN_SGD};
     nn_trainer *t;
     SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &t));
     st->t = t;

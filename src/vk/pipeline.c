@@ -26,6 +26,7 @@ static snlvk_status create_pipeline(snlvk_context *ctx, const vk_pipeline_desc *
     if (inv > ctx->info.max_workgroup_invocations)
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "'%s' needs %u invocations per workgroup; %s allows %u", d->shader, inv,
                           ctx->info.name, ctx->info.max_workgroup_invocations);
+    p->name = sh->name;
     memcpy(p->bindings, d->bindings, nb + 1);
     p->push_size = d->push_size;
     memcpy(p->local_size, d->local_size, sizeof p->local_size);

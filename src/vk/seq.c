@@ -16,6 +16,7 @@ struct vk_seq {
     VkBufferView *views;
     int n_views, cap_views;
     VkQueryPool queries;
+    const char **labels;  /* per timed command */
     int timestamps;
     int n_dispatch;
     int recording, recorded;
@@ -57,6 +58,7 @@ void vk_seq_destroy(vk_seq *s)
     free(s->views);
     free(s->pools);
     if (s->queries) vkDestroyQueryPool(dev, s->queries, NULL);
+    free(s->labels);
     vkFreeCommandBuffers(dev, s->ctx->cmd_pool, 1, &s->cb);
     free(s);
 }
@@ -106,6 +108,10 @@ snlvk_status vk_seq_begin(vk_seq *s, int timestamps)
     s->timestamps = timestamps && ctx->info.timestamps;
     if (timestamps && !ctx->info.timestamps)
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "%s has no timestamp queries on its compute queue", ctx->info.name);
+    if (s->timestamps && !s->labels) {
+        s->labels = calloc(MAX_QUERIES, sizeof *s->labels);
+        if (!s->labels) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    }
     if (s->timestamps && !s->queries) {
         VkQueryPoolCreateInfo qi = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
                                     .queryType = VK_QUERY_TYPE_TIMESTAMP,
@@ -138,9 +144,10 @@ static void barrier(vk_seq *s)
                          0, 1, &mb, 0, NULL, 0, NULL);
 }
 
-static snlvk_status after_command(vk_seq *s)
+static snlvk_status after_command(vk_seq *s, const char *label)
 {
     barrier(s);
+    if (s->timestamps && s->labels && s->n_dispatch < MAX_QUERIES) s->labels[s->n_dispatch] = label;
     s->n_dispatch++;
     if (s->timestamps) {
         if (s->n_dispatch + 1 > MAX_QUERIES)
@@ -217,14 +224,14 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
     vkCmdBindDescriptorSets(s->cb, VK_PIPELINE_BIND_POINT_COMPUTE, p->layout, 0, 1, &set, 0, NULL);
     if (p->push_size) vkCmdPushConstants(s->cb, p->layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, p->push_size, push);
     vkCmdDispatch(s->cb, gx, gy, gz);
-    return after_command(s);
+    return after_command(s, p->name);
 }
 
 snlvk_status vk_seq_fill(vk_seq *s, const vk_buf *b, uint32_t value)
 {
     if (!s->recording) return snlvk_fail(SNLVK_E_INVALID, "internal: fill outside vk_seq_begin/vk_seq_end");
     vkCmdFillBuffer(s->cb, b->buffer, b->offset, (b->size + 3) & ~(VkDeviceSize)3, value);
-    return after_command(s);
+    return after_command(s, "fill");
 }
 
 snlvk_status vk_seq_copy(vk_seq *s, const vk_buf *src, VkDeviceSize src_off, const vk_buf *dst, VkDeviceSize dst_off,
@@ -235,7 +242,7 @@ snlvk_status vk_seq_copy(vk_seq *s, const vk_buf *src, VkDeviceSize src_off, con
         return snlvk_fail(SNLVK_E_INVALID, "internal: copy range outside its buffers");
     VkBufferCopy r = {src->offset + src_off, dst->offset + dst_off, size};
     vkCmdCopyBuffer(s->cb, src->buffer, dst->buffer, 1, &r);
-    return after_command(s);
+    return after_command(s, "copy");
 }
 
 snlvk_status vk_seq_end(vk_seq *s)
@@ -272,4 +279,9 @@ snlvk_status vk_seq_times(vk_seq *s, double *ms, int max, int *n)
         ms[i] = (double)(((ts[i + 1] & mask) - (ts[i] & mask)) & mask) * period * 1e-6;
     *n = k;
     return SNLVK_OK;
+}
+
+const char *vk_seq_label(const vk_seq *s, int i)
+{
+    return s->labels && i >= 0 && i < s->n_dispatch && i < MAX_QUERIES && s->labels[i] ? s->labels[i] : "?";
 }

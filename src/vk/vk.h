@@ -42,6 +42,7 @@ typedef struct vk_shader {
 const vk_shader *vk_shader_find(const char *name);
 
 typedef struct vk_pipeline {
+    const char *name;     /* the shader's name, for profiles */
     VkPipeline pipeline;
     VkPipelineLayout layout;
     VkDescriptorSetLayout set_layout;
@@ -134,6 +135,8 @@ snlvk_status vk_seq_end(vk_seq *s);
 snlvk_status vk_seq_run(vk_seq *s);
 /* Milliseconds each dispatch took in the last run (n = number of dispatches). */
 snlvk_status vk_seq_times(vk_seq *s, double *ms, int max, int *n);
+/* The name of the i-th timed command (a shader's name, "fill" or "copy"). */
+const char *vk_seq_label(const vk_seq *s, int i);
 
 /* Ceil division for workgroup counts. */
 static inline uint32_t vk_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
