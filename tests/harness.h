@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "snlvk/snlvk.h"
+#include "vk/vk.h"
 
 static int h_passed, h_failed, h_checks_failed;
 static snlvk_context *h_ctx;
@@ -110,6 +111,33 @@ static inline double h_rel_err(const float *a, const double *b, size_t n)
         den += b[i] * b[i];
     }
     return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* A double copy of n floats (malloc'd), for the double-precision references. */
+static inline double *h_to_double(const float *x, size_t n)
+{
+    double *d = malloc(n * sizeof *d);
+    for (size_t i = 0; i < n; i++) d[i] = x[i];
+    return d;
+}
+
+/* A device buffer holding the n floats of x. */
+static inline vk_buf h_upload(const float *x, size_t n)
+{
+    vk_buf b;
+    CHECK_OK(vk_buf_alloc(h_context(), n * 4, &b));
+    CHECK_OK(vk_buf_write(h_context(), &b, 0, x, n * 4));
+    return b;
+}
+
+/* Fills the first n floats of b with NaN, so that an element a kernel fails to write
+ * fails the comparison. */
+static inline void h_poison(const vk_buf *b, size_t n)
+{
+    float *p = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    CHECK_OK(vk_buf_write(h_context(), b, 0, p, n * 4));
+    free(p);
 }
 
 #endif

@@ -3,19 +3,8 @@
 #include <math.h>
 #include <stdio.h>
 
+#include "check.h"
 #include "snl/controller.h"
-
-static int passed, failed;
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (cond) passed++;                               \
-        else {                                            \
-            failed++;                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
-    } while (0)
 
 static void fixed_rule(void)
 {
@@ -67,6 +56,5 @@ int main(void)
     fixed_rule();
     epoch_cap();
     auto_rule();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_finish();
 }

@@ -12,29 +12,6 @@ static const shape shapes[] = {
     {2, 17, 6, 6, 33, 1, 1, 0}, {3, 3, 7, 7, 5, 1, 2, 0}, {2, 16, 16, 16, 16, 3, 1, 1}, {1, 2, 5, 5, 3, 3, 3, 0},
 };
 
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static vk_buf upload(const float *x, size_t n)
-{
-    vk_buf b;
-    CHECK_OK(vk_buf_alloc(h_context(), n * 4, &b));
-    CHECK_OK(vk_buf_write(h_context(), &b, 0, x, n * 4));
-    return b;
-}
-
-static void poison(vk_buf *b, size_t n)
-{
-    float *p = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    CHECK_OK(vk_buf_write(h_context(), b, 0, p, n * 4));
-    free(p);
-}
-
 static void run_case(const shape *sh, gemm_variant v)
 {
     snlvk_context *ctx = h_context();
@@ -49,23 +26,23 @@ static void run_case(const shape *sh, gemm_variant v)
     h_fill(w, nw, -1, 1);
     h_fill(b, sh->k, -1, 1);
     h_fill(dy, ny, -1, 1);
-    double *xd = to_double(x, nx), *wd = to_double(w, nw), *bd = to_double(b, sh->k), *dyd = to_double(dy, ny);
+    double *xd = h_to_double(x, nx), *wd = h_to_double(w, nw), *bd = h_to_double(b, sh->k), *dyd = h_to_double(dy, ny);
     double *yr = malloc(ny * 8), *dxr = malloc(nx * 8), *dwr = malloc(nw * 8);
     ref_conv2d_forward(xd, wd, bd, yr, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
     ref_conv2d_backward_data(dyd, wd, dxr, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
     ref_conv2d_backward_filter(dyd, xd, dwr, NULL, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
 
-    vk_buf bx = upload(x, nx), bw = upload(w, nw), bb = upload(b, sh->k), bdy = upload(dy, ny);
+    vk_buf bx = h_upload(x, nx), bw = h_upload(w, nw), bb = h_upload(b, sh->k), bdy = h_upload(dy, ny);
     vk_buf by, bdx, bdw, bdx2, bws;
     CHECK_OK(vk_buf_alloc(ctx, conv_workspace_bytes(&cs), &bws));
     CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx2));
-    poison(&bdx2, nx);
+    h_poison(&bdx2, nx);
     CHECK_OK(vk_buf_alloc(ctx, ny * 4, &by));
     CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx));
     CHECK_OK(vk_buf_alloc(ctx, nw * 4, &bdw));
-    poison(&by, ny);
-    poison(&bdx, nx);
-    poison(&bdw, nw);
+    h_poison(&by, ny);
+    h_poison(&bdx, nx);
+    h_poison(&bdw, nw);
     vk_seq *q;
     CHECK_OK(vk_seq_create(ctx, &q));
     CHECK_OK(vk_seq_begin(q, 0));

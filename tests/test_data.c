@@ -18,8 +18,10 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "check.h"
 #include "core/error.h"
 #include "data/dataset.h"
+#include "io/atomic_file.h"
 
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -33,31 +35,6 @@
 #include "stb_image_write.h"
 #pragma GCC diagnostic pop
 
-/* ---- harness ---- */
-
-static int n_passed, n_failed;
-
-static int check(int ok, const char *fmt, ...) SNLVK_PRINTF(2, 3);
-static int check(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%-4s ", ok ? "ok" : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (ok) n_passed++;
-    else n_failed++;
-    return ok;
-}
-
-/* The load succeeded. */
-static int check_ok(snlvk_status s, const char *what)
-{
-    return check(s == SNLVK_OK, "%s: %s%s%s", what, snlvk_status_name(s), s ? ": " : "", s ? snlvk_last_error() : "");
-}
-
 /* The call failed with `want` and the message contains `needle` (the file's path). */
 static void check_fail(snlvk_status s, snlvk_status want, const char *needle, const char *what)
 {
@@ -68,46 +45,6 @@ static void check_fail(snlvk_status s, snlvk_status want, const char *needle, co
 
 /* ---- files ---- */
 
-static char tmp_root[256];
-static char pbuf[8][4096];
-static int pnext;
-
-/* A path under the temporary directory (rotating static buffers). */
-static const char *P(const char *fmt, ...) SNLVK_PRINTF(1, 2);
-static const char *P(const char *fmt, ...)
-{
-    char *b = pbuf[pnext++ % 8];
-    int k = snprintf(b, sizeof pbuf[0], "%s/", tmp_root);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b + k, sizeof pbuf[0] - (size_t)k, fmt, ap);
-    va_end(ap);
-    return b;
-}
-
-static void mkdirs(const char *path)
-{
-    char b[4096];
-    snprintf(b, sizeof b, "%s", path);
-    for (char *p = b + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(b, 0755);
-            *p = '/';
-        }
-    mkdir(b, 0755);
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    fclose(f);
-}
-
 static void write_gz(const char *path, const void *data, size_t len)
 {
     gzFile f = gzopen(path, "wb");
@@ -116,28 +53,6 @@ static void write_gz(const char *path, const void *data, size_t len)
         exit(2);
     }
     gzclose(f);
-}
-
-static uint8_t *read_whole(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)n + 1);
-    if (fread(b, 1, (size_t)n, f) != (size_t)n) n = 0;
-    fclose(f);
-    *len = (size_t)n;
-    return b;
-}
-
-static int rm_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static void write_text(const char *path, const char *text) { write_file(path, text, strlen(text)); }
@@ -217,7 +132,7 @@ static void test_idx(void)
     make_idx();
     snlvk_dataset d;
     /* plain files, train split */
-    mkdirs(P("idx_plain"));
+    snlvk_mkdirs(P("idx_plain"));
     write_file(P("idx_plain/train-images-idx3-ubyte"), idx_img, sizeof idx_img);
     write_file(P("idx_plain/train-labels-idx1-ubyte"), idx_lab, sizeof idx_lab);
     if (check_ok(snlvk_dataset_load("fashion-mnist", P("idx_plain"), 1, 0, 0, &d), "idx plain: load")) {
@@ -231,7 +146,7 @@ static void test_idx(void)
     snlvk_dataset_free(&d);
 
     /* gzipped files, test split */
-    mkdirs(P("idx_gz"));
+    snlvk_mkdirs(P("idx_gz"));
     write_gz(P("idx_gz/t10k-images-idx3-ubyte.gz"), idx_img, sizeof idx_img);
     write_gz(P("idx_gz/t10k-labels-idx1-ubyte.gz"), idx_lab, sizeof idx_lab);
     if (check_ok(snlvk_dataset_load("mnist", P("idx_gz"), 0, 0, 0, &d), "idx gz: load")) {
@@ -244,7 +159,7 @@ static void test_idx(void)
     uint8_t bad[sizeof idx_img];
     const char *f;
 
-    mkdirs(P("idx_trunc"));
+    snlvk_mkdirs(P("idx_trunc"));
     write_file(P("idx_trunc/train-images-idx3-ubyte"), idx_img, sizeof idx_img - 5);
     write_file(P("idx_trunc/train-labels-idx1-ubyte"), idx_lab, sizeof idx_lab);
     f = P("idx_trunc/train-images-idx3-ubyte");
@@ -252,21 +167,21 @@ static void test_idx(void)
                "idx: truncated pixel data");
     check(d.images == NULL && d.n == 0, "idx: a failed load leaves the dataset empty");
 
-    mkdirs(P("idx_trunc_hdr"));
+    snlvk_mkdirs(P("idx_trunc_hdr"));
     write_file(P("idx_trunc_hdr/train-images-idx3-ubyte"), idx_img, 6);
     write_file(P("idx_trunc_hdr/train-labels-idx1-ubyte"), idx_lab, sizeof idx_lab);
     f = P("idx_trunc_hdr/train-images-idx3-ubyte");
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_trunc_hdr"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "idx: truncated header");
 
-    mkdirs(P("idx_trunc_lab"));
+    snlvk_mkdirs(P("idx_trunc_lab"));
     write_file(P("idx_trunc_lab/train-images-idx3-ubyte"), idx_img, sizeof idx_img);
     write_file(P("idx_trunc_lab/train-labels-idx1-ubyte"), idx_lab, sizeof idx_lab - 2);
     f = P("idx_trunc_lab/train-labels-idx1-ubyte");
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_trunc_lab"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "idx: truncated labels");
 
-    mkdirs(P("idx_magic"));
+    snlvk_mkdirs(P("idx_magic"));
     memcpy(bad, idx_img, sizeof bad);
     be32(bad, 0x801);
     write_file(P("idx_magic/train-images-idx3-ubyte"), bad, sizeof bad);
@@ -276,7 +191,7 @@ static void test_idx(void)
                "idx: wrong magic");
     check(strstr(snlvk_last_error(), "magic") != NULL, "idx: wrong magic: message names the field 'magic'");
 
-    mkdirs(P("idx_count"));
+    snlvk_mkdirs(P("idx_count"));
     uint8_t lab2[sizeof idx_lab];
     memcpy(lab2, idx_lab, sizeof lab2);
     be32(lab2 + 4, IDX_N - 1);
@@ -287,7 +202,7 @@ static void test_idx(void)
                "idx: images/labels count mismatch");
     check(strstr(snlvk_last_error(), "count") != NULL, "idx: count mismatch: message names the field 'count'");
 
-    mkdirs(P("idx_range"));
+    snlvk_mkdirs(P("idx_range"));
     memcpy(lab2, idx_lab, sizeof lab2);
     lab2[8 + 4] = 10;
     write_file(P("idx_range/train-images-idx3-ubyte"), idx_img, sizeof idx_img);
@@ -297,7 +212,7 @@ static void test_idx(void)
                "idx: label out of range");
     check(strstr(snlvk_last_error(), "label[4]") != NULL, "idx: label out of range: message names 'label[4]'");
 
-    mkdirs(P("idx_trailing"));
+    snlvk_mkdirs(P("idx_trailing"));
     uint8_t longer[sizeof idx_img + 3] = {0};
     memcpy(longer, idx_img, sizeof idx_img);
     write_file(P("idx_trailing/train-images-idx3-ubyte"), longer, sizeof longer);
@@ -306,7 +221,7 @@ static void test_idx(void)
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_trailing"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "idx: trailing bytes after the data");
 
-    mkdirs(P("idx_missing"));
+    snlvk_mkdirs(P("idx_missing"));
     write_file(P("idx_missing/train-images-idx3-ubyte"), idx_img, sizeof idx_img);
     f = P("idx_missing/train-labels-idx1-ubyte");
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_missing"), 1, 0, 0, &d), SNLVK_E_IO, f,
@@ -314,8 +229,8 @@ static void test_idx(void)
 
     /* corrupt gzip: deflate data overwritten (invalid block type) */
     size_t glen;
-    uint8_t *gz = read_whole(P("idx_gz/t10k-images-idx3-ubyte.gz"), &glen);
-    mkdirs(P("idx_gz_corrupt"));
+    uint8_t *gz = (uint8_t *)read_all(P("idx_gz/t10k-images-idx3-ubyte.gz"), &glen);
+    snlvk_mkdirs(P("idx_gz_corrupt"));
     uint8_t *g2 = malloc(glen);
     memcpy(g2, gz, glen);
     for (size_t i = 10; i < 16 && i < glen; i++) g2[i] = 0xff;
@@ -325,7 +240,7 @@ static void test_idx(void)
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_gz_corrupt"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "idx: corrupt gzip data");
     /* corrupt gzip: wrong CRC in the trailer */
-    mkdirs(P("idx_gz_crc"));
+    snlvk_mkdirs(P("idx_gz_crc"));
     memcpy(g2, gz, glen);
     g2[glen - 8] ^= 0x5a;
     write_file(P("idx_gz_crc/t10k-images-idx3-ubyte.gz"), g2, glen);
@@ -334,7 +249,7 @@ static void test_idx(void)
     check_fail(snlvk_dataset_load("fashion-mnist", P("idx_gz_crc"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "idx: gzip with a wrong CRC");
     /* truncated gzip */
-    mkdirs(P("idx_gz_trunc"));
+    snlvk_mkdirs(P("idx_gz_trunc"));
     write_file(P("idx_gz_trunc/t10k-images-idx3-ubyte.gz"), gz, glen / 2);
     write_gz(P("idx_gz_trunc/t10k-labels-idx1-ubyte.gz"), idx_lab, sizeof idx_lab);
     f = P("idx_gz_trunc/t10k-images-idx3-ubyte.gz");
@@ -373,7 +288,7 @@ static void write_cifar(const char *path, int hundred, int file, int nrec, int b
 static void test_cifar(void)
 {
     snlvk_dataset d;
-    mkdirs(P("c10"));
+    snlvk_mkdirs(P("c10"));
     for (int f = 1; f <= 5; f++) write_cifar(P("c10/data_batch_%d.bin", f), 0, f, 3, -1);
     write_cifar(P("c10/test_batch.bin"), 0, 0, 2, -1);
     if (check_ok(snlvk_dataset_load("cifar10", P("c10"), 1, 0, 0, &d), "cifar10: load train")) {
@@ -399,7 +314,7 @@ static void test_cifar(void)
               "cifar10: test split, no augmentation");
     snlvk_dataset_free(&d);
     /* the folder of the official archive */
-    mkdirs(P("c10_parent/cifar-10-batches-bin"));
+    snlvk_mkdirs(P("c10_parent/cifar-10-batches-bin"));
     write_cifar(P("c10_parent/cifar-10-batches-bin/test_batch.bin"), 0, 0, 2, -1);
     if (check_ok(snlvk_dataset_load("cifar10", P("c10_parent"), 0, 0, 0, &d), "cifar10: cifar-10-batches-bin/"))
         check(d.n == 2, "cifar10: found in the cifar-10-batches-bin subfolder");
@@ -407,27 +322,27 @@ static void test_cifar(void)
 
     /* bad inputs */
     const char *f;
-    mkdirs(P("c10_trunc"));
+    snlvk_mkdirs(P("c10_trunc"));
     for (int i = 1; i <= 5; i++) write_cifar(P("c10_trunc/data_batch_%d.bin", i), 0, i, 3, -1);
     size_t len;
-    uint8_t *b = read_whole(P("c10_trunc/data_batch_3.bin"), &len);
+    uint8_t *b = (uint8_t *)read_all(P("c10_trunc/data_batch_3.bin"), &len);
     write_file(P("c10_trunc/data_batch_3.bin"), b, len - 100);
     free(b);
     f = P("c10_trunc/data_batch_3.bin");
     check_fail(snlvk_dataset_load("cifar10", P("c10_trunc"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "cifar10: truncated batch file");
-    mkdirs(P("c10_empty"));
+    snlvk_mkdirs(P("c10_empty"));
     write_file(P("c10_empty/test_batch.bin"), "", 0);
     f = P("c10_empty/test_batch.bin");
     check_fail(snlvk_dataset_load("cifar10", P("c10_empty"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "cifar10: empty file");
-    mkdirs(P("c10_label"));
+    snlvk_mkdirs(P("c10_label"));
     write_cifar(P("c10_label/test_batch.bin"), 0, 0, 3, 2);
     f = P("c10_label/test_batch.bin");
     check_fail(snlvk_dataset_load("cifar10", P("c10_label"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "cifar10: label out of range");
     check(strstr(snlvk_last_error(), "record 2") != NULL, "cifar10: label out of range: names the record");
-    mkdirs(P("c10_missing"));
+    snlvk_mkdirs(P("c10_missing"));
     for (int i = 1; i <= 4; i++) write_cifar(P("c10_missing/data_batch_%d.bin", i), 0, i, 1, -1);
     f = P("c10_missing/data_batch_5.bin");
     check_fail(snlvk_dataset_load("cifar10", P("c10_missing"), 1, 0, 0, &d), SNLVK_E_IO, f,
@@ -436,7 +351,7 @@ static void test_cifar(void)
     check_fail(snlvk_dataset_load("cifar10", f, 1, 0, 0, &d), SNLVK_E_IO, f, "cifar10: missing directory");
 
     /* CIFAR-100 */
-    mkdirs(P("c100"));
+    snlvk_mkdirs(P("c100"));
     write_cifar(P("c100/train.bin"), 1, 4, 5, -1);
     write_cifar(P("c100/test.bin"), 1, 9, 2, -1);
     if (check_ok(snlvk_dataset_load("cifar100", P("c100"), 1, 0, 0, &d), "cifar100: load train")) {
@@ -452,21 +367,21 @@ static void test_cifar(void)
     if (check_ok(snlvk_dataset_load("cifar100", P("c100"), 0, 0, 0, &d), "cifar100: load test"))
         check(d.n == 2 && d.labels[1] == (9 * 13 + 7) % 100, "cifar100: test split");
     snlvk_dataset_free(&d);
-    mkdirs(P("c100_label"));
+    snlvk_mkdirs(P("c100_label"));
     write_cifar(P("c100_label/train.bin"), 1, 1, 3, 1);
     f = P("c100_label/train.bin");
     check_fail(snlvk_dataset_load("cifar100", P("c100_label"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "cifar100: fine label out of range");
-    mkdirs(P("c100_trunc"));
+    snlvk_mkdirs(P("c100_trunc"));
     write_cifar(P("c100_trunc/test.bin"), 1, 1, 2, -1);
-    b = read_whole(P("c100_trunc/test.bin"), &len);
+    b = (uint8_t *)read_all(P("c100_trunc/test.bin"), &len);
     write_file(P("c100_trunc/test.bin"), b, len - 1);
     free(b);
     f = P("c100_trunc/test.bin");
     check_fail(snlvk_dataset_load("cifar100", P("c100_trunc"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "cifar100: truncated file");
     /* a CIFAR-10 file read as CIFAR-100 has the wrong record size */
-    mkdirs(P("c100_wrong"));
+    snlvk_mkdirs(P("c100_wrong"));
     write_cifar(P("c100_wrong/test.bin"), 0, 1, 3, -1);
     f = P("c100_wrong/test.bin");
     check_fail(snlvk_dataset_load("cifar100", P("c100_wrong"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
@@ -480,10 +395,10 @@ static void test_imagefolder(void)
     snlvk_dataset d;
     const char *f;
     /* train/val split, RGB, 5 x 4 */
-    mkdirs(P("if/train/dog"));
-    mkdirs(P("if/train/cat"));
-    mkdirs(P("if/val/cat"));
-    mkdirs(P("if/val/dog"));
+    snlvk_mkdirs(P("if/train/dog"));
+    snlvk_mkdirs(P("if/train/cat"));
+    snlvk_mkdirs(P("if/val/cat"));
+    snlvk_mkdirs(P("if/val/dog"));
     write_png(P("if/train/cat/b.png"), 5, 4, 3, 1);
     write_png(P("if/train/cat/a.png"), 5, 4, 3, 2);
     write_png(P("if/train/dog/x.png"), 5, 4, 4, 3); /* RGBA: alpha dropped */
@@ -511,8 +426,8 @@ static void test_imagefolder(void)
     snlvk_dataset_free(&d);
 
     /* no split folders, grey, one image of another size, resizing */
-    mkdirs(P("ifg/a"));
-    mkdirs(P("ifg/b"));
+    snlvk_mkdirs(P("ifg/a"));
+    snlvk_mkdirs(P("ifg/b"));
     static const uint8_t g1[1] = {77}, g2[1] = {200};
     write_png_const(P("ifg/a/1.png"), 6, 6, 1, g1);
     write_png_const(P("ifg/b/1.png"), 6, 6, 1, g2);
@@ -535,8 +450,8 @@ static void test_imagefolder(void)
                "imagefolder: val split without split folders");
 
     /* an undecodable image is skipped and named */
-    mkdirs(P("ifbad/train/a"));
-    mkdirs(P("ifbad/train/b"));
+    snlvk_mkdirs(P("ifbad/train/a"));
+    snlvk_mkdirs(P("ifbad/train/b"));
     write_png(P("ifbad/train/a/good.png"), 4, 4, 3, 7);
     write_text(P("ifbad/train/a/broken.png"), "this is not a PNG file");
     write_png(P("ifbad/train/b/good.jpg"), 4, 4, 3, 8); /* PNG bytes, .jpg name: decoded by content */
@@ -549,8 +464,8 @@ static void test_imagefolder(void)
     snlvk_dataset_free(&d);
 
     /* many images (decoded on several threads): order, skips and limit are still exact */
-    mkdirs(P("ifmany/train/a"));
-    mkdirs(P("ifmany/train/b"));
+    snlvk_mkdirs(P("ifmany/train/a"));
+    snlvk_mkdirs(P("ifmany/train/b"));
     for (int i = 0; i < 50; i++) {
         const char *cls = i < 25 ? "a" : "b";
         if (i == 7 || i == 30 || i == 31) write_text(P("ifmany/train/%s/%02d.png", cls, i), "broken");
@@ -578,11 +493,11 @@ static void test_imagefolder(void)
     snlvk_dataset_free(&d);
 
     /* the first image has a valid header but cut data: the size comes from the next one */
-    mkdirs(P("iftrunc/a"));
+    snlvk_mkdirs(P("iftrunc/a"));
     write_png(P("iftrunc/a/0.png"), 9, 9, 3, 1);
     {
         size_t len;
-        uint8_t *b = read_whole(P("iftrunc/a/0.png"), &len);
+        uint8_t *b = (uint8_t *)read_all(P("iftrunc/a/0.png"), &len);
         write_file(P("iftrunc/a/0.png"), b, 45);
         free(b);
     }
@@ -594,7 +509,7 @@ static void test_imagefolder(void)
     snlvk_dataset_free(&d);
 
     /* every image undecodable */
-    mkdirs(P("ifallbad/a"));
+    snlvk_mkdirs(P("ifallbad/a"));
     write_text(P("ifallbad/a/x.png"), "garbage");
     write_text(P("ifallbad/a/y.jpg"), "garbage");
     f = P("ifallbad/a/x.png");
@@ -602,8 +517,8 @@ static void test_imagefolder(void)
                "imagefolder: all images undecodable");
 
     /* an empty class folder */
-    mkdirs(P("ifempty/train/a"));
-    mkdirs(P("ifempty/train/b"));
+    snlvk_mkdirs(P("ifempty/train/a"));
+    snlvk_mkdirs(P("ifempty/train/b"));
     write_png(P("ifempty/train/a/1.png"), 4, 4, 3, 1);
     write_text(P("ifempty/train/b/readme.txt"), "no images here");
     f = P("ifempty/train/b");
@@ -611,8 +526,8 @@ static void test_imagefolder(void)
                "imagefolder: empty class folder");
 
     /* a val class that is not a train class */
-    mkdirs(P("ifcls/train/a"));
-    mkdirs(P("ifcls/val/zebra"));
+    snlvk_mkdirs(P("ifcls/train/a"));
+    snlvk_mkdirs(P("ifcls/val/zebra"));
     write_png(P("ifcls/train/a/1.png"), 4, 4, 3, 1);
     write_png(P("ifcls/val/zebra/1.png"), 4, 4, 3, 1);
     f = P("ifcls/val/zebra");
@@ -620,7 +535,7 @@ static void test_imagefolder(void)
                "imagefolder: val class not among the train classes");
 
     /* no class folders */
-    mkdirs(P("ifnone"));
+    snlvk_mkdirs(P("ifnone"));
     write_text(P("ifnone/x.txt"), "x");
     f = P("ifnone");
     check_fail(snlvk_dataset_load("imagefolder", f, 1, 0, 0, &d), SNLVK_E_INVALID, f, "imagefolder: no class folders");
@@ -670,9 +585,9 @@ static void test_tinyimagenet(void)
 {
     snlvk_dataset d;
     const char *f;
-    mkdirs(P("tin/train/n02/images"));
-    mkdirs(P("tin/train/n01/images"));
-    mkdirs(P("tin/val/images"));
+    snlvk_mkdirs(P("tin/train/n02/images"));
+    snlvk_mkdirs(P("tin/train/n01/images"));
+    snlvk_mkdirs(P("tin/val/images"));
     write_text(P("tin/wnids.txt"), "n02\r\nn01\r\n");
     write_png(P("tin/train/n01/images/n01_0.JPEG"), 8, 8, 3, 10);
     write_png(P("tin/train/n01/images/n01_1.JPEG"), 8, 8, 1, 11); /* grey: expanded to RGB */
@@ -710,7 +625,7 @@ static void test_tinyimagenet(void)
 
     /* a JPEG whose Huffman table declares more than 256 codes (stb_image 2.27 would write
      * past its tables) is skipped, not decoded */
-    mkdirs(P("dht/a"));
+    snlvk_mkdirs(P("dht/a"));
     {
         uint8_t j[sizeof red_jpeg];
         memcpy(j, red_jpeg, sizeof j);
@@ -730,8 +645,8 @@ static void test_tinyimagenet(void)
     snlvk_dataset_free(&d);
 
     /* a val image that is missing is skipped with a warning */
-    mkdirs(P("tin2/train/n01/images"));
-    mkdirs(P("tin2/val/images"));
+    snlvk_mkdirs(P("tin2/train/n01/images"));
+    snlvk_mkdirs(P("tin2/val/images"));
     write_text(P("tin2/wnids.txt"), "n01\n");
     write_png(P("tin2/train/n01/images/a.JPEG"), 8, 8, 3, 1);
     write_png(P("tin2/val/images/val_0.JPEG"), 8, 8, 3, 2);
@@ -744,41 +659,41 @@ static void test_tinyimagenet(void)
     snlvk_dataset_free(&d);
 
     /* bad layouts */
-    mkdirs(P("tin_nownids/train/n01/images"));
+    snlvk_mkdirs(P("tin_nownids/train/n01/images"));
     f = P("tin_nownids/wnids.txt");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_nownids"), 1, 0, 0, &d), SNLVK_E_IO, f,
                "tiny-imagenet: missing wnids.txt");
-    mkdirs(P("tin_noann/val/images"));
+    snlvk_mkdirs(P("tin_noann/val/images"));
     write_text(P("tin_noann/wnids.txt"), "n01\n");
     f = P("tin_noann/val/val_annotations.txt");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_noann"), 0, 0, 0, &d), SNLVK_E_IO, f,
                "tiny-imagenet: missing val_annotations.txt");
-    mkdirs(P("tin_badann/val/images"));
+    snlvk_mkdirs(P("tin_badann/val/images"));
     write_text(P("tin_badann/wnids.txt"), "n01\n");
     write_text(P("tin_badann/val/val_annotations.txt"), "val_0.JPEG\tn01\t0\t0\t1\t1\nval_1.JPEG\tn99\t0\t0\t1\t1\n");
     f = P("tin_badann/val/val_annotations.txt");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_badann"), 0, 0, 0, &d), SNLVK_E_INVALID, f,
                "tiny-imagenet: unknown wnid in val_annotations.txt");
     check(strstr(snlvk_last_error(), "line 2") != NULL, "tiny-imagenet: unknown wnid: names the line");
-    mkdirs(P("tin_emptycls/train/n01/images"));
-    mkdirs(P("tin_emptycls/train/n02/images"));
+    snlvk_mkdirs(P("tin_emptycls/train/n01/images"));
+    snlvk_mkdirs(P("tin_emptycls/train/n02/images"));
     write_text(P("tin_emptycls/wnids.txt"), "n01\nn02\n");
     write_png(P("tin_emptycls/train/n01/images/a.JPEG"), 8, 8, 3, 1);
     f = P("tin_emptycls/train/n02/images");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_emptycls"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "tiny-imagenet: empty class folder");
-    mkdirs(P("tin_nocls/train/n01/images"));
+    snlvk_mkdirs(P("tin_nocls/train/n01/images"));
     write_text(P("tin_nocls/wnids.txt"), "n01\nn05\n");
     write_png(P("tin_nocls/train/n01/images/a.JPEG"), 8, 8, 3, 1);
     f = P("tin_nocls/train/n05");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_nocls"), 1, 0, 0, &d), SNLVK_E_IO, f,
                "tiny-imagenet: missing class folder of a wnid");
-    mkdirs(P("tin_dup"));
+    snlvk_mkdirs(P("tin_dup"));
     write_text(P("tin_dup/wnids.txt"), "n01\nn01\n");
     f = P("tin_dup/wnids.txt");
     check_fail(snlvk_dataset_load("tiny-imagenet", P("tin_dup"), 1, 0, 0, &d), SNLVK_E_INVALID, f,
                "tiny-imagenet: duplicate wnid");
-    mkdirs(P("tin_allbad/train/n01/images"));
+    snlvk_mkdirs(P("tin_allbad/train/n01/images"));
     write_text(P("tin_allbad/wnids.txt"), "n01\n");
     write_text(P("tin_allbad/train/n01/images/a.JPEG"), "not a jpeg");
     f = P("tin_allbad/train/n01/images/a.JPEG");
@@ -1044,19 +959,12 @@ static void test_loader(void)
 
 int main(void)
 {
-    snprintf(tmp_root, sizeof tmp_root, "%s/snlvk_test_data_XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_root)) {
-        fprintf(stderr, "mkdtemp %s: %s\n", tmp_root, strerror(errno));
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
+    check_tmp_init("snlvk_test_data");
     test_idx();
     test_cifar();
     test_imagefolder();
     test_tinyimagenet();
     test_loader();
     test_fashion_mnist();
-    nftw(tmp_root, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed ? 1 : 0;
+    return check_finish();
 }

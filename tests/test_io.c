@@ -21,7 +21,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "core/error.h"
+#include "core/strbuf.h"
 #include "io/atomic_file.h"
 #include "io/json.h"
 #include "io/jsonl.h"
@@ -29,28 +31,6 @@
 #include "io/svg.h"
 
 /* ------------------------------------------------------------------ harness */
-
-static int n_passed, n_failed;
-
-static int check(int ok, const char *fmt, ...) SNLVK_PRINTF(2, 3);
-static int check(int ok, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    printf("%-4s ", ok ? "ok" : "FAIL");
-    vprintf(fmt, ap);
-    printf("\n");
-    va_end(ap);
-    fflush(stdout);
-    if (ok) n_passed++;
-    else n_failed++;
-    return ok;
-}
-
-static int check_ok(snlvk_status s, const char *what)
-{
-    return check(s == SNLVK_OK, "%s: %s%s%s", what, snlvk_status_name(s), s ? ": " : "", s ? snlvk_last_error() : "");
-}
 
 /* Failed with `want` and the message contains every needle (up to three, NULL ends). */
 static int check_fail(snlvk_status s, snlvk_status want, const char *what, const char *n1, const char *n2,
@@ -65,49 +45,6 @@ static int check_fail(snlvk_status s, snlvk_status want, const char *what, const
 }
 
 /* ------------------------------------------------------------------ files */
-
-static char tmp_root[256];
-static char pbuf[8][1024];
-static int pnext;
-
-static const char *P(const char *name)
-{
-    char *b = pbuf[pnext++ % 8];
-    snprintf(b, sizeof pbuf[0], "%s/%s", tmp_root, name);
-    return b;
-}
-
-static void write_file(const char *path, const void *data, size_t len)
-{
-    FILE *f = fopen(path, "wb");
-    if (!f || fwrite(data, 1, len, f) != len) {
-        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
-        exit(2);
-    }
-    fclose(f);
-}
-
-/* The whole file (malloc'd; NULL if it cannot be read). */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap + 1);
-    for (;;) {
-        if (n == cap) {
-            cap *= 2;
-            b = realloc(b, cap + 1);
-        }
-        size_t k = fread(b + n, 1, cap - n, f);
-        if (k == 0) break;
-        n += k;
-    }
-    fclose(f);
-    b[n] = '\0';
-    *len = n;
-    return b;
-}
 
 static int file_exists(const char *path)
 {
@@ -128,12 +65,47 @@ static int temp_files_in(const char *dir)
     return n;
 }
 
-static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw)
+/* ------------------------------------------------------------------ text buffer */
+
+static void test_strbuf(void)
 {
-    (void)sb;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
+    snlvk_strbuf b = {0};
+    snlvk_sb_put(&b, "", 0);
+    check(b.s && b.n == 0 && b.s[0] == '\0' && !b.oom, "strbuf: an empty append leaves an empty string");
+    /* many appends of every size across the growth steps, against one snprintf */
+    static char want[1 << 20]; /* about 360 kB are written */
+    size_t wn = 0;
+    for (int i = 0; i < 3000; i++) {
+        if (i % 3 == 0) {
+            snlvk_sb_printf(&b, "%d:%.*s,", i, i % 700, "");
+            wn += (size_t)snprintf(want + wn, sizeof want - wn, "%d:%.*s,", i, i % 700, "");
+        } else if (i % 3 == 1) {
+            char pad[700];
+            memset(pad, 'a' + i % 26, sizeof pad);
+            snlvk_sb_printf(&b, "[%.*s]", i % 700, pad);
+            wn += (size_t)snprintf(want + wn, sizeof want - wn, "[%.*s]", i % 700, pad);
+        } else {
+            snlvk_sb_puts(&b, "xyz");
+            wn += (size_t)snprintf(want + wn, sizeof want - wn, "xyz");
+        }
+    }
+    check(!b.oom && b.n == wn && b.n < b.cap && memcmp(b.s, want, wn) == 0 && b.s[b.n] == '\0',
+          "strbuf: %zu bytes of appends and printfs match snprintf, NUL-terminated", wn);
+    size_t cap = b.cap;
+    char *mem = b.s;
+    snlvk_sb_clear(&b);
+    check(b.n == 0 && b.s == mem && b.cap == cap && b.s[0] == '\0', "strbuf: clear keeps the memory");
+    b.oom = 1;
+    snlvk_sb_put(&b, "abc", 3);
+    snlvk_sb_printf(&b, "%d", 42);
+    check(b.n == 0 && !snlvk_sb_reserve(&b, 1), "strbuf: after running out of memory appends do nothing");
+    snlvk_sb_clear(&b);
+    check(!b.oom && snlvk_sb_reserve(&b, 1), "strbuf: clear forgets running out of memory");
+    snlvk_sb_free(&b);
+    check(!b.s && b.n == 0 && b.cap == 0, "strbuf: free zeroes the buffer");
+    char num[32];
+    snlvk_snprintf_c(num, sizeof num, "%.2f|%g", 2.5, 0.125);
+    check(strcmp(num, "2.50|0.125") == 0, "strbuf: snlvk_snprintf_c writes '%s'", num);
 }
 
 /* ------------------------------------------------------------------ JSON parser */
@@ -1288,12 +1260,8 @@ static void test_svg(void)
 
 int main(void)
 {
-    snprintf(tmp_root, sizeof tmp_root, "%s/snlvk_test_io.XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-    if (!mkdtemp(tmp_root)) {
-        fprintf(stderr, "cannot create a temporary directory: %s\n", strerror(errno));
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
+    check_tmp_init("snlvk_test_io");
+    test_strbuf();
     test_json_values();
     test_json_malformed();
     test_json_limits();
@@ -1306,7 +1274,5 @@ int main(void)
     test_st_write_errors();
     test_torch_interop();
     test_svg();
-    nftw(tmp_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-    printf("%d passed, %d failed\n", n_passed, n_failed);
-    return n_failed ? 1 : 0;
+    return check_finish();
 }

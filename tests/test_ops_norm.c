@@ -16,27 +16,12 @@
 
 /* ---- helpers ---- */
 
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc(n * sizeof *d);
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
-static vk_buf upload(const void *x, size_t n)
-{
-    vk_buf b;
-    CHECK_OK(vk_buf_alloc(h_context(), n * 4, &b));
-    CHECK_OK(vk_buf_write(h_context(), &b, 0, x, n * 4));
-    return b;
-}
-
 /* a buffer of n NaNs: every element the kernel should write must be written */
 static vk_buf alloc_nan(size_t n)
 {
     float *p = malloc(n * 4);
     for (size_t i = 0; i < n; i++) p[i] = NAN;
-    vk_buf b = upload(p, n);
+    vk_buf b = h_upload(p, n);
     free(p);
     return b;
 }
@@ -154,16 +139,16 @@ static void run_bn(const bn_case *k)
     h_fill(beta, C, -0.5f, 0.5f);
     h_fill(rm, C, -0.2f, 0.2f);
     h_fill(rv, C, 0.5f, 1.5f);
-    double *xd = to_double(x, nx), *rd = to_double(r, nx), *gd = to_double(gamma, C), *bd = to_double(beta, C);
-    double *rmd = to_double(rm, C), *rvd = to_double(rv, C);
+    double *xd = h_to_double(x, nx), *rd = h_to_double(r, nx), *gd = h_to_double(gamma, C), *bd = h_to_double(beta, C);
+    double *rmd = h_to_double(rm, C), *rvd = h_to_double(rv, C);
     double *yr = malloc(nx * 8), *ye = malloc(nx * 8), *dxr = malloc(nx * 8), *smr = malloc(C * 8), *sir = malloc(C * 8);
     double *dgr = malloc(C * 8), *dbr = malloc(C * 8);
     ref_bn_forward_train(xd, gd, bd, rmd, rvd, yr, smr, sir, k->n, k->c, k->h, k->w, BN_MOMENTUM, BN_EPS);
     ref_bn_backward(rd, xd, gd, smr, sir, dxr, dgr, dbr, k->n, k->c, k->h, k->w);
     ref_bn_forward_eval(xd, gd, bd, rmd, rvd, ye, k->n, k->c, k->h, k->w, BN_EPS);
 
-    vk_buf bx = upload(x, nx), br = upload(r, nx), bg = upload(gamma, C), bb = upload(beta, C);
-    vk_buf brm = upload(rm, C), brv = upload(rv, C);
+    vk_buf bx = h_upload(x, nx), br = h_upload(r, nx), bg = h_upload(gamma, C), bb = h_upload(beta, C);
+    vk_buf brm = h_upload(rm, C), brv = h_upload(rv, C);
     vk_buf by = alloc_nan(nx), bye = alloc_nan(nx), bdx = alloc_nan(nx), bsm = alloc_nan(C), bsi = alloc_nan(C);
     vk_buf bdg = alloc_nan(C), bdb = alloc_nan(C);
     bn_shape s = {(uint32_t)k->n, (uint32_t)k->c, (uint32_t)k->h, (uint32_t)k->w};
@@ -236,10 +221,10 @@ static void test_bn_no_affine(void)
     float x[NX], r[NX];
     h_fill(x, NX, -2, 1);
     h_fill(r, NX, -1, 1);
-    double *xd = to_double(x, NX), *rd = to_double(r, NX), yr[NX], dxr[NX], sm[C], si[C], dg[C], db[C];
+    double *xd = h_to_double(x, NX), *rd = h_to_double(r, NX), yr[NX], dxr[NX], sm[C], si[C], dg[C], db[C];
     ref_bn_forward_train(xd, NULL, NULL, NULL, NULL, yr, sm, si, N, C, H, W, BN_MOMENTUM, BN_EPS);
     ref_bn_backward(rd, xd, NULL, sm, si, dxr, dg, db, N, C, H, W);
-    vk_buf bx = upload(x, NX), br = upload(r, NX), by = alloc_nan(NX), bdx = alloc_nan(NX);
+    vk_buf bx = h_upload(x, NX), br = h_upload(r, NX), by = alloc_nan(NX), bdx = alloc_nan(NX);
     vk_buf bsm = alloc_nan(C), bsi = alloc_nan(C), bdg = alloc_nan(C), bdb = alloc_nan(C);
     bn_shape s = {N, C, H, W};
     vk_seq *q = seq_begin();
@@ -278,7 +263,7 @@ static void test_channel_sum(void)
             for (int c = 0; c < C; c++)
                 for (int i = 0; i < H * W; i++) ref[c] += x[((size_t)n * C + c) * H * W + i];
         for (int c = 0; c < C; c++) acc[c] = ref[c] + prev[c];
-        vk_buf bx = upload(x, nx), bo = alloc_nan((size_t)C), ba = upload(prev, (size_t)C);
+        vk_buf bx = h_upload(x, nx), bo = alloc_nan((size_t)C), ba = h_upload(prev, (size_t)C);
         bn_shape s = {(uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W};
         vk_seq *q = seq_begin();
         CHECK_OK(op_channel_sum(q, ctx, &s, &bx, &bo, 0.0f));
@@ -336,11 +321,11 @@ static void run_mrelu(int N, int C, int H, int W, int channel)
     mr_inputs(x, nx, c, nc);
     h_fill(r, nx, -1, 1);
     const float lambdas[3] = {0.5f, 0.05f, 0.7f}; /* lambda_index 1 */
-    double *xd = to_double(x, nx), *rd = to_double(r, nx), *cd = to_double(c, nc);
+    double *xd = h_to_double(x, nx), *rd = h_to_double(r, nx), *cd = h_to_double(c, nc);
     double *yr = malloc(nx * 8), *dxr = malloc(nx * 8), *dcr = malloc(nc * 8);
     ref_masked_relu_forward(xd, cd, yr, N, C, H, W, channel);
     ref_masked_relu_backward(rd, xd, cd, dxr, dcr, lambdas[1], N, C, H, W, channel);
-    vk_buf bx = upload(x, nx), br = upload(r, nx), bc = upload(c, nc), bl = upload(lambdas, 3);
+    vk_buf bx = h_upload(x, nx), br = h_upload(r, nx), bc = h_upload(c, nc), bl = h_upload(lambdas, 3);
     vk_buf by = alloc_nan(nx), bdx = alloc_nan(nx), bdc = alloc_nan(nc);
     vk_seq *q = seq_begin();
     CHECK_OK(op_masked_relu_forward(q, ctx, &s, &bx, &bc, &by));
@@ -394,7 +379,8 @@ static void test_masked_relu_limits_and_frozen(void)
     h_fill(dy, NX, -1, 1);
     h_fill(c, NC, 0, 1);
     for (int i = 0; i < NC; i++) ones[i] = 1.0f, zeros[i] = 0.0f;
-    vk_buf bx = upload(x, NX), bdy = upload(dy, NX), b1 = upload(ones, NC), b0 = upload(zeros, NC), bc = upload(c, NC);
+    vk_buf bx = h_upload(x, NX), bdy = h_upload(dy, NX), bc = h_upload(c, NC);
+    vk_buf b1 = h_upload(ones, NC), b0 = h_upload(zeros, NC);
     for (int channel = 0; channel < 2; channel++) {
         mrelu_shape s = {N, C, H, W, channel};
         vk_buf y1 = alloc_nan(NX), dx1 = alloc_nan(NX), y0 = alloc_nan(NX), dx0 = alloc_nan(NX), dxf = alloc_nan(NX);
@@ -445,7 +431,7 @@ static void test_masked_relu_lambda_buffer(void)
         mrelu_shape s = {N, C, H, W, channel};
         const size_t nc = mrelu_mask_size(&s);
         float lam[4] = {9, 9, 0.25f, 9};
-        vk_buf bx = upload(x, NX), bdy = upload(dy, NX), bc = upload(c, nc), bl = upload(lam, 4);
+        vk_buf bx = h_upload(x, NX), bdy = h_upload(dy, NX), bc = h_upload(c, nc), bl = h_upload(lam, 4);
         vk_buf bdx = alloc_nan(NX), bdc = alloc_nan(nc);
         vk_seq *q = seq_begin();
         CHECK_OK(op_masked_relu_backward(q, ctx, &s, &bdy, &bx, &bc, &bdx, &bdc, &bl, 2));
@@ -528,9 +514,9 @@ static void run_pool(const pool_case *k, int max, int ties)
     float *x = malloc(nx * 4), *r = malloc(ny * 4);
     pool_inputs(x, nx, max, ties);
     h_fill(r, ny, -1, 1);
-    double *xd = to_double(x, nx), *rd = to_double(r, ny), *yr = malloc(ny * 8), *dxr = malloc(nx * 8);
+    double *xd = h_to_double(x, nx), *rd = h_to_double(r, ny), *yr = malloc(ny * 8), *dxr = malloc(nx * 8);
     int *amr = malloc(ny * sizeof(int));
-    vk_buf bx = upload(x, nx), br = upload(r, ny), by = alloc_nan(ny), bdx = alloc_nan(nx), bam = alloc_nan(ny);
+    vk_buf bx = h_upload(x, nx), br = h_upload(r, ny), by = alloc_nan(ny), bdx = alloc_nan(nx), bam = alloc_nan(ny);
     vk_seq *q = seq_begin();
     if (max) {
         ref_maxpool_forward(xd, yr, amr, k->n, k->c, k->h, k->w, k->k, k->s, k->p);

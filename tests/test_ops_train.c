@@ -21,13 +21,6 @@ static vk_buf upload(const void *data, size_t bytes)
     return b;
 }
 
-static double *to_double(const float *x, size_t n)
-{
-    double *d = malloc(n * sizeof(double));
-    for (size_t i = 0; i < n; i++) d[i] = x[i];
-    return d;
-}
-
 static double rel1(double a, double b) { return fabs(a - b) / (fabs(b) > 0 ? fabs(b) : 1.0); }
 
 static int rand_int(int n)
@@ -96,8 +89,8 @@ static void loss_case_make(loss_case *c, int n, int classes, float spread)
                     c->z[(size_t)r * classes + c->labels[r]];
         }
     }
-    c->zd = to_double(c->z, nc);
-    c->td = to_double(c->t, nc);
+    c->zd = h_to_double(c->z, nc);
+    c->td = h_to_double(c->t, nc);
 }
 
 static void loss_case_free(loss_case *c)
@@ -165,14 +158,6 @@ static void set_loss_params(const vk_buf *b, float T, float wce, float wkd)
     CHECK_OK(step_params_write(h_context(), b, &p));
 }
 
-static void poison(const vk_buf *b, size_t nfloats)
-{
-    float *x = malloc(nfloats * 4);
-    for (size_t i = 0; i < nfloats; i++) x[i] = NAN;
-    CHECK_OK(vk_buf_write(h_context(), b, 0, x, nfloats * 4));
-    free(x);
-}
-
 /* One run of the loss at (n, classes), checked against the references. */
 static void check_loss(int n, int classes, int kd, float T, float wce, float wkd)
 {
@@ -183,7 +168,7 @@ static void check_loss(int n, int classes, int kd, float T, float wce, float wkd
     loss_gpu_make(&g, &c, kd, 1);
     set_loss_params(&g.params, T, wce, wkd);
     size_t nc = (size_t)n * classes;
-    poison(&g.dz, nc);
+    h_poison(&g.dz, nc);
     CHECK_OK(vk_seq_run(g.seq));
     float *dz = malloc(nc * 4);
     double *ref = malloc(nc * sizeof(double));
@@ -242,7 +227,7 @@ static void check_finite_diff(int n, int classes, int kd, float T)
     loss_gpu_make(&g, &c, kd, 1);
     set_loss_params(&g.params, T, 1.0f, 1.0f);
     size_t nc = (size_t)n * classes;
-    poison(&g.dz, nc);
+    h_poison(&g.dz, nc);
     CHECK_OK(vk_seq_run(g.seq));
     float *dz = malloc(nc * 4);
     CHECK_OK(vk_buf_read(ctx, &g.dz, 0, dz, nc * 4));
@@ -330,7 +315,7 @@ static void test_loss_metrics(void)
                    .metrics = &g.metrics, .scratch = &g.scratch, .n = N, .classes = C};
     CHECK_OK(op_classifier_loss(s, ctx, &a)); /* evaluation: no teacher, no gradient */
     CHECK_OK(vk_seq_end(s));
-    poison(&g.dz, N * C);
+    h_poison(&g.dz, N * C);
     CHECK_OK(vk_seq_run(s));
     CHECK_OK(vk_seq_run(s));
     CHECK_OK(loss_metrics_read(ctx, &g.metrics, &m));
@@ -376,7 +361,7 @@ static void opt_make(opt_tensor *t, uint32_t n, int states)
     t->n = n;
     t->p = calloc(n, 4), t->g = calloc(n, 4), t->s1 = calloc(n, 4), t->s2 = calloc(n, 4);
     h_fill(t->p, n, -1, 1);
-    t->rp = to_double(t->p, n);
+    t->rp = h_to_double(t->p, n);
     t->rs1 = calloc(n, sizeof(double)), t->rs2 = calloc(n, sizeof(double));
     t->bp = upload(t->p, (size_t)n * 4);
     t->bg = upload(NULL, (size_t)n * 4);
@@ -458,7 +443,7 @@ static void test_adam(void)
         CHECK_OK(step_params_write(ctx, &params, &sp));
         for (int i = 0; i < N_TENSORS; i++) {
             opt_new_grad(&t[i], 1.0f + (float)i);
-            double *gd = to_double(t[i].g, t[i].n);
+            double *gd = h_to_double(t[i].g, t[i].n);
             ref_adam_step(t[i].rp, gd, t[i].rs1, t[i].rs2, t[i].n, sp.lr[2 * i + 1], sp.adam_beta1, sp.adam_beta2,
                           sp.adam_eps, opt_wd[i], step);
             free(gd);
@@ -511,7 +496,7 @@ static void test_sgd(void)
         CHECK_OK(step_params_write(ctx, &params, &sp));
         for (int i = 0; i <= N_TENSORS; i++) {
             opt_new_grad(&t[i], 1.0f);
-            double *gd = to_double(t[i].g, t[i].n);
+            double *gd = h_to_double(t[i].g, t[i].n);
             int grp = i < N_TENSORS ? i : 6;
             ref_sgd_step(t[i].rp, gd, i < N_TENSORS ? t[i].rs1 : NULL, t[i].n, sp.lr[grp],
                          i < N_TENSORS ? sp.momentum : 0.0, sp.weight_decay[grp], step == 1);
@@ -598,7 +583,7 @@ static void test_mask_count_binarize(void)
     CHECK_OK(vk_buf_read(ctx, &bc, 0, counts, sizeof counts));
     CHECK(counts[0] == 0xdeadbeef && counts[M + 1] == 0xdeadbeef, "a count outside its slot");
     for (int i = 0; i < M; i++) {
-        double *d = to_double(c[i], sizes[i]);
+        double *d = h_to_double(c[i], sizes[i]);
         long ref = ref_mask_count(d, sizes[i], (double)EPS) * (long)weights[i];
         CHECK((long)counts[M - i] == ref, "mask %d (%u): count %u, ref %ld", i, sizes[i], counts[M - i], ref);
         free(d);
@@ -611,7 +596,7 @@ static void test_mask_count_binarize(void)
     CHECK_OK(vk_seq_end(s));
     CHECK_OK(vk_seq_run(s));
     for (int i = 0; i < M; i++) {
-        double *d = to_double(c[i], sizes[i]);
+        double *d = h_to_double(c[i], sizes[i]);
         ref_mask_binarize(d, sizes[i], (double)EPS);
         CHECK_OK(vk_buf_read(ctx, &b[i], 0, c[i], sizes[i] * 4));
         long wrong = 0;

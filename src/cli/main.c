@@ -77,12 +77,18 @@ static int usage_error(const char *cmd, const char *fmt, const char *arg)
     return EXIT_USAGE;
 }
 
+/* The context options the command line asks for. */
+static void context_opts(const common_opts *o, snlvk_context_opts *co)
+{
+    snlvk_context_opts_default(co);
+    co->device_index = o->device;
+    co->log = log_stderr;
+}
+
 static snlvk_status open_context(const common_opts *o, snlvk_context **ctx)
 {
     snlvk_context_opts co;
-    snlvk_context_opts_default(&co);
-    co.device_index = o->device;
-    co.log = log_stderr;
+    context_opts(o, &co);
     return snlvk_context_create(&co, ctx);
 }
 
@@ -133,9 +139,7 @@ static int cmd_devices(int argc, char **argv)
         if (r == 0) return usage_error("devices", "unknown option '%s'", argv[i]);
     }
     snlvk_context_opts co;
-    snlvk_context_opts_default(&co);
-    co.device_index = o.device;
-    co.log = log_stderr;
+    context_opts(&o, &co);
     snlvk_device_info devs[16];
     int n = 0, chosen = -1;
     snlvk_status s = snlvk_enumerate_devices(&co, devs, 16, &n, &chosen);
@@ -565,19 +569,28 @@ static void print_usage(FILE *f)
                "'snlvk help COMMAND' shows a command's options.\n");
 }
 
+/* The command called `name`, or NULL after saying on stderr that there is none. */
+static const command *find_command_or_complain(const char *name)
+{
+    const command *c = find_command(name);
+    if (!c) {
+        fprintf(stderr, "snlvk: unknown command '%s'\n", name);
+        print_usage(stderr);
+    }
+    return c;
+}
+
+static void print_command_help(const command *c) { printf("%s\n  %s\n", c->usage, c->summary); }
+
 static int cmd_help(int argc, char **argv)
 {
     if (argc < 2) {
         print_usage(stdout);
         return 0;
     }
-    const command *c = find_command(argv[1]);
-    if (!c) {
-        fprintf(stderr, "snlvk: unknown command '%s'\n", argv[1]);
-        print_usage(stderr);
-        return EXIT_USAGE;
-    }
-    printf("%s\n  %s\n", c->usage, c->summary);
+    const command *c = find_command_or_complain(argv[1]);
+    if (!c) return EXIT_USAGE;
+    print_command_help(c);
     return 0;
 }
 
@@ -595,15 +608,11 @@ int main(int argc, char **argv)
         printf("snlvk %s\n", SNLVK_VERSION);
         return 0;
     }
-    const command *c = find_command(argv[1]);
-    if (!c) {
-        fprintf(stderr, "snlvk: unknown command '%s'\n", argv[1]);
-        print_usage(stderr);
-        return EXIT_USAGE;
-    }
+    const command *c = find_command_or_complain(argv[1]);
+    if (!c) return EXIT_USAGE;
     for (int i = 2; i < argc; i++)
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            printf("%s\n  %s\n", c->usage, c->summary);
+            print_command_help(c);
             return 0;
         }
     return c->run(argc - 1, argv + 1);

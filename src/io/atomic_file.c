@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void af_release(snlvk_atomic_file *af)
@@ -116,4 +117,20 @@ snlvk_status snlvk_atomic_write(const char *path, const void *data, size_t len)
         return snlvk_fail(SNLVK_E_IO, "%s: cannot write: %s", path, strerror(e ? e : EIO));
     }
     return snlvk_atomic_commit(&af);
+}
+
+int snlvk_mkdirs(const char *dir)
+{
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", dir) >= (int)sizeof tmp) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    for (char *p = tmp + 1; *p; p++)
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(tmp, 0755);
+            *p = '/';
+        }
+    return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }

@@ -30,4 +30,8 @@ void snlvk_atomic_abort(snlvk_atomic_file *af);
 /* Writes `len` bytes to `path` atomically. */
 snlvk_status snlvk_atomic_write(const char *path, const void *data, size_t len);
 
+/* Creates the directory `dir` and any missing parents (mkdir -p, mode 0755). Returns 0
+ * (also when it already exists), or -1 with errno set. Sets no error message. */
+int snlvk_mkdirs(const char *dir);
+
 #endif

@@ -700,8 +700,7 @@ char *snlvk_json_path(const snlvk_json *v, char *buf, size_t size)
     return buf;
 }
 
-/* "a string", "true", "1.5", ... for "got ..." */
-static const char *got(const snlvk_json *v, char buf[48])
+const char *snlvk_json_describe(const snlvk_json *v, char buf[48])
 {
     switch (v->type) {
     case SNLVK_JSON_BOOL: return v->boolean ? "true" : "false";
@@ -729,7 +728,7 @@ static snlvk_status field_fail(const snlvk_json *v, const char *fmt, ...)
 static snlvk_status expect_fail(const snlvk_json *v, const char *expected)
 {
     char b[48];
-    return field_fail(v, "expected %s, got %s", expected, got(v, b));
+    return field_fail(v, "expected %s, got %s", expected, snlvk_json_describe(v, b));
 }
 
 snlvk_status snlvk_json_as_string(const snlvk_json *v, const char **out)
@@ -918,6 +917,14 @@ size_t snlvk_json_escape(char *dst, size_t size, const char *s, size_t len)
     return e.n;
 }
 
+void snlvk_json_put_string(snlvk_strbuf *b, const char *s, size_t len)
+{
+    size_t need = snlvk_json_escape(NULL, 0, s, len);
+    if (!snlvk_sb_reserve(b, need)) return;
+    snlvk_json_escape(b->s + b->n, need + 1, s, len);
+    b->n += need;
+}
+
 size_t snlvk_json_utf8_next(const char *s, size_t avail)
 {
     return avail ? utf8_seq((const unsigned char *)s, avail) : 0;
@@ -942,60 +949,46 @@ void snlvk_jw_init(snlvk_jw *w, int indent)
 
 void snlvk_jw_free(snlvk_jw *w)
 {
-    free(w->buf);
+    snlvk_sb_free(&w->out);
     memset(w, 0, sizeof *w);
 }
 
 void snlvk_jw_reset(snlvk_jw *w)
 {
-    char *buf = w->buf;
-    size_t cap = w->cap;
+    snlvk_strbuf out = w->out;
     int indent = w->indent;
     memset(w, 0, sizeof *w);
-    w->buf = buf;
-    w->cap = cap;
+    w->out = out;
     w->indent = indent;
-    if (buf) buf[0] = '\0';
+    snlvk_sb_clear(&w->out);
 }
 
-static int jw_reserve(snlvk_jw *w, size_t n)
+/* Running out of memory is the writer's first problem like any misuse. */
+static void jw_check_oom(snlvk_jw *w)
 {
-    if (w->err) return 0;
-    if (n > SIZE_MAX - w->len - 1) {
-        w->err = JW_OOM;
-        return 0;
-    }
-    size_t need = w->len + n + 1;
-    if (need <= w->cap) return 1;
-    size_t nc = w->cap ? w->cap : 256;
-    while (nc < need) nc = nc > SIZE_MAX / 2 ? need : nc * 2;
-    char *b = realloc(w->buf, nc);
-    if (!b) {
-        w->err = JW_OOM;
-        return 0;
-    }
-    w->buf = b;
-    w->cap = nc;
-    return 1;
+    if (w->out.oom && !w->err) w->err = JW_OOM;
 }
 
 static void jw_put(snlvk_jw *w, const char *s, size_t n)
 {
-    if (!jw_reserve(w, n)) return;
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = '\0';
+    if (w->err) return;
+    snlvk_sb_put(&w->out, s, n);
+    jw_check_oom(w);
 }
 
 static void jw_newline(snlvk_jw *w)
 {
-    if (!w->indent) return;
+    if (!w->indent || w->err) return;
     size_t n = 1 + (size_t)w->indent * (size_t)w->depth;
-    if (!jw_reserve(w, n)) return;
-    w->buf[w->len] = '\n';
-    memset(w->buf + w->len + 1, ' ', n - 1);
-    w->len += n;
-    w->buf[w->len] = '\0';
+    if (!snlvk_sb_reserve(&w->out, n)) {
+        jw_check_oom(w);
+        return;
+    }
+    snlvk_strbuf *b = &w->out;
+    b->s[b->n] = '\n';
+    memset(b->s + b->n + 1, ' ', n - 1);
+    b->n += n;
+    b->s[b->n] = '\0';
 }
 
 /* Separators before a value; 0 when the value must not be written. */
@@ -1065,10 +1058,9 @@ void snlvk_jw_end_array(snlvk_jw *w) { jw_end(w, 0); }
 
 static void jw_escaped(snlvk_jw *w, const char *s, size_t len)
 {
-    size_t need = snlvk_json_escape(NULL, 0, s, len);
-    if (!jw_reserve(w, need)) return;
-    snlvk_json_escape(w->buf + w->len, need + 1, s, len);
-    w->len += need;
+    if (w->err) return;
+    snlvk_json_put_string(&w->out, s, len);
+    jw_check_oom(w);
 }
 
 void snlvk_jw_key(snlvk_jw *w, const char *key)
@@ -1115,19 +1107,6 @@ static void jw_raw_value(snlvk_jw *w, const char *s)
     jw_after_value(w);
 }
 
-/* printf of a double with '.' as the decimal point whatever the locale. */
-static void fmt_double(char *buf, size_t size, const char *fmt, double x)
-{
-    snprintf(buf, size, fmt, x);
-    const char *dp = localeconv()->decimal_point;
-    if (!dp || !dp[0] || (dp[0] == '.' && !dp[1])) return;
-    char *hit = strstr(buf, dp);
-    if (!hit) return;
-    size_t dpl = strlen(dp);
-    *hit = '.';
-    memmove(hit + 1, hit + dpl, strlen(hit + dpl) + 1);
-}
-
 static void jw_float(snlvk_jw *w, double x, const char *fmt)
 {
     if (!isfinite(x)) {
@@ -1135,7 +1114,7 @@ static void jw_float(snlvk_jw *w, double x, const char *fmt)
         return;
     }
     char b[64];
-    fmt_double(b, sizeof b, fmt, x);
+    snlvk_snprintf_c(b, sizeof b, fmt, x);
     jw_raw_value(w, b);
 }
 
@@ -1212,7 +1191,7 @@ snlvk_status snlvk_jw_finish(snlvk_jw *w, const char **text, size_t *len)
     }
     if (!w->done || w->depth != 0)
         return snlvk_fail(SNLVK_E_INVALID, "JSON writer: incomplete value (%d unclosed)", w->depth);
-    if (text) *text = w->buf;
-    if (len) *len = w->len;
+    if (text) *text = w->out.s;
+    if (len) *len = w->out.n;
     return SNLVK_OK;
 }

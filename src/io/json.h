@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/strbuf.h"
 
 typedef enum snlvk_json_type {
     SNLVK_JSON_NULL = 0,
@@ -88,6 +89,9 @@ const snlvk_json *snlvk_json_at(const snlvk_json *v, size_t i);           /* arr
 const char *snlvk_json_key_at(const snlvk_json *obj, size_t i);           /* member key i */
 /* The name of the document `v` belongs to (the `name` given to the parser). */
 const char *snlvk_json_doc_name(const snlvk_json *v);
+/* `v` for a "got ..." message: "true", "false", the number ("-3", "1.5"; written into buf)
+ * or the type name ("a string", "an array", ...); returns buf or a constant. */
+const char *snlvk_json_describe(const snlvk_json *v, char buf[48]);
 /* Writes the key path of `v` into buf, e.g. "train.schedule[2].lr" ("" for the root);
  * returns buf. */
 char *snlvk_json_path(const snlvk_json *v, char *buf, size_t size);
@@ -139,8 +143,7 @@ snlvk_status snlvk_json_opt_bool(const snlvk_json *obj, const char *key, int def
  * reported by snlvk_jw_finish; the calls themselves never fail. */
 #define SNLVK_JW_MAX_DEPTH 64
 typedef struct snlvk_jw {
-    char *buf;
-    size_t len, cap;
+    snlvk_strbuf out; /* the text so far */
     int indent;
     int depth;
     int err;       /* 0, or the first problem (private codes) */
@@ -184,6 +187,8 @@ snlvk_status snlvk_jw_finish(snlvk_jw *w, const char **text, size_t *len);
  * caller buffer; returns the number of bytes it needs (like snprintf, without the NUL).
  * Invalid UTF-8 bytes are written as U+FFFD. */
 size_t snlvk_json_escape(char *dst, size_t size, const char *s, size_t len);
+/* The same literal appended to a text buffer (see core/strbuf.h). */
+void snlvk_json_put_string(snlvk_strbuf *b, const char *s, size_t len);
 /* 1 if the `len` bytes of s are valid UTF-8 (no overlongs, surrogates or code points
  * past U+10FFFF), else 0. */
 int snlvk_json_utf8_valid(const char *s, size_t len);

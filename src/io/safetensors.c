@@ -96,18 +96,12 @@ static snlvk_status tfail(const snlvk_st *st, const char *tensor, const char *fi
     return snlvk_fail(SNLVK_E_INVALID, "%s: tensor '%s': %s", path, tensor, msg);
 }
 
-/* "a string", "an array", "-3", "true", ... */
+/* "an array", "-3", "true", the string "abc"..., ... */
 static const char *desc(const snlvk_json *v, char buf[48])
 {
-    switch (v->type) {
-    case SNLVK_JSON_BOOL: return v->boolean ? "true" : "false";
-    case SNLVK_JSON_NUMBER:
-        if (v->is_int) snprintf(buf, 48, "%lld", (long long)v->u.num.integer);
-        else snprintf(buf, 48, "%.17g", v->u.num.number);
-        return buf;
-    case SNLVK_JSON_STRING: snprintf(buf, 48, "the string \"%.24s%s\"", v->u.string, v->n > 24 ? "..." : ""); return buf;
-    default: return snlvk_json_type_name(v->type);
-    }
+    if (v->type != SNLVK_JSON_STRING) return snlvk_json_describe(v, buf);
+    snprintf(buf, 48, "the string \"%.24s%s\"", v->u.string, v->n > 24 ? "..." : "");
+    return buf;
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -454,57 +448,11 @@ const char *snlvk_st_meta_get(const snlvk_st *st, const char *key)
 
 /* ====================================================================== writing */
 
-typedef struct hbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} hbuf;
+#define HB_LIT(b, lit) snlvk_sb_put((b), (lit), sizeof(lit) - 1)
 
-static void hb_put(hbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (n > SIZE_MAX / 2 - b->n) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + n + 8 > b->cap) {
-        size_t nc = b->cap ? b->cap : 1024;
-        while (nc < b->n + n + 8) nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-}
+static void hb_str(snlvk_strbuf *b, const char *s) { snlvk_json_put_string(b, s, strlen(s)); }
 
-#define HB_LIT(b, lit) hb_put((b), (lit), sizeof(lit) - 1)
-
-static void hb_str(hbuf *b, const char *s)
-{
-    size_t len = strlen(s);
-    size_t need = snlvk_json_escape(NULL, 0, s, len);
-    char small[256];
-    char *tmp = need < sizeof small ? small : malloc(need + 1);
-    if (!tmp) {
-        b->oom = 1;
-        return;
-    }
-    snlvk_json_escape(tmp, need + 1, s, len);
-    hb_put(b, tmp, need);
-    if (tmp != small) free(tmp);
-}
-
-static void hb_u64(hbuf *b, uint64_t v)
-{
-    char t[24];
-    int k = snprintf(t, sizeof t, "%llu", (unsigned long long)v);
-    hb_put(b, t, (size_t)k);
-}
+static void hb_u64(snlvk_strbuf *b, uint64_t v) { snlvk_sb_printf(b, "%llu", (unsigned long long)v); }
 
 static int cmp_str_ptr(const void *a, const void *b)
 {
@@ -544,7 +492,7 @@ static snlvk_status wfail(const char *path, const char *tensor, const char *fmt,
 
 /* Validates everything and builds the padded header; *sizes gets each tensor's bytes. */
 static snlvk_status build_header(const char *path, const snlvk_st_entry *t, size_t nt, const snlvk_st_meta *meta,
-                                 size_t nm, hbuf *h, uint64_t *sizes)
+                                 size_t nm, snlvk_strbuf *h, uint64_t *sizes)
 {
     for (size_t i = 0; i < nm; i++) {
         if (!meta[i].key || !meta[i].value) return wfail(path, NULL, "metadata entry %zu has no key or value", i);
@@ -643,11 +591,11 @@ snlvk_status snlvk_st_write(const char *path, const snlvk_st_entry *tensors, siz
     if (n_tensors > SIZE_MAX / sizeof(uint64_t)) return snlvk_fail(SNLVK_E_OOM, "%s: out of memory", path);
     uint64_t *sizes = malloc(n_tensors * sizeof *sizes + 1);
     if (!sizes) return snlvk_fail(SNLVK_E_OOM, "%s: out of memory", path);
-    hbuf h = {0};
+    snlvk_strbuf h = {0};
     snlvk_status s = build_header(path, tensors, n_tensors, meta, n_meta, &h, sizes);
     if (s != SNLVK_OK) {
         free(sizes);
-        free(h.s);
+        snlvk_sb_free(&h);
         return s;
     }
     snlvk_atomic_file af;
@@ -667,7 +615,7 @@ snlvk_status snlvk_st_write(const char *path, const snlvk_st_entry *tensors, siz
             s = snlvk_atomic_commit(&af);
     }
     free(sizes);
-    free(h.s);
+    snlvk_sb_free(&h);
     return s;
 }
 

@@ -11,93 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/strbuf.h"
 #include "io/atomic_file.h"
 #include "io/json.h"
 
 #define MAX_TICKS 64
 #define MAX_MINOR 512
 
-/* ------------------------------------------------------------------ text buffer */
-
-typedef struct sbuf {
-    char *s;
-    size_t n, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) return;
-    if (n > SIZE_MAX / 4 - b->n) {
-        b->oom = 1;
-        return;
-    }
-    if (b->n + n + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap : 8192;
-        while (nc < b->n + n + 1) nc *= 2;
-        char *ns = realloc(b->s, nc);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = nc;
-    }
-    memcpy(b->s + b->n, s, n);
-    b->n += n;
-    b->s[b->n] = '\0';
-}
-
-/* printf that always writes '.' as the decimal point, whatever the locale. */
-static void sb_printf(sbuf *b, const char *fmt, ...) SNLVK_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    char small[1024], *t = small;
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(small, sizeof small, fmt, ap);
-    va_end(ap);
-    if (k < 0) {
-        b->oom = 1;
-        return;
-    }
-    if ((size_t)k >= sizeof small) {
-        t = malloc((size_t)k + 1);
-        if (!t) {
-            b->oom = 1;
-            return;
-        }
-        va_start(ap, fmt);
-        vsnprintf(t, (size_t)k + 1, fmt, ap);
-        va_end(ap);
-    }
-    sb_put(b, t, (size_t)k);
-    if (t != small) free(t);
-}
-
-/* Number formatting goes through these, never through %f/%g in sb_printf, so that a
- * locale with a decimal comma cannot break the SVG. */
-static void fix_decimal(char *s, size_t size)
-{
-    const char *dp = localeconv()->decimal_point;
-    if (!dp || !dp[0] || (dp[0] == '.' && !dp[1])) return;
-    char *hit = strstr(s, dp);
-    if (!hit) return;
-    size_t dpl = strlen(dp);
-    *hit = '.';
-    memmove(hit + 1, hit + dpl, strlen(hit + dpl) + 1);
-    (void)size;
-}
-
-static void fmt_c(char *buf, size_t size, const char *fmt, ...) SNLVK_PRINTF(3, 4);
-static void fmt_c(char *buf, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-    fix_decimal(buf, size);
-}
+/* Numbers are formatted with snlvk_snprintf_c, never with %f/%g in snlvk_sb_printf, so
+ * that a locale with a decimal comma cannot break the SVG. */
 
 /* A pixel coordinate with one decimal: "123.4". Thread-local ring so that several can
  * appear in one printf. */
@@ -118,30 +40,30 @@ static const char *px(double v)
 }
 
 /* XML-escaped text; invalid UTF-8 becomes U+FFFD and control characters are dropped. */
-static void sb_text(sbuf *b, const char *s)
+static void sb_text(snlvk_strbuf *b, const char *s)
 {
     if (!s) return;
     size_t len = strlen(s);
     for (size_t i = 0; i < len;) {
         unsigned char c = (unsigned char)s[i];
-        if (c == '&') sb_put(b, "&amp;", 5);
-        else if (c == '<') sb_put(b, "&lt;", 4);
-        else if (c == '>') sb_put(b, "&gt;", 4);
-        else if (c == '"') sb_put(b, "&quot;", 6);
-        else if (c == '\'') sb_put(b, "&apos;", 6);
+        if (c == '&') snlvk_sb_put(b, "&amp;", 5);
+        else if (c == '<') snlvk_sb_put(b, "&lt;", 4);
+        else if (c == '>') snlvk_sb_put(b, "&gt;", 4);
+        else if (c == '"') snlvk_sb_put(b, "&quot;", 6);
+        else if (c == '\'') snlvk_sb_put(b, "&apos;", 6);
         else if (c < 0x20) {
-            if (c == '\t' || c == '\n' || c == '\r') sb_put(b, " ", 1);
+            if (c == '\t' || c == '\n' || c == '\r') snlvk_sb_put(b, " ", 1);
         } else if (c >= 0x80) {
             size_t k = snlvk_json_utf8_next(s + i, len - i);
             if (k == 0) {
-                sb_put(b, "\xef\xbf\xbd", 3);
+                snlvk_sb_put(b, "\xef\xbf\xbd", 3);
                 k = 1;
             } else
-                sb_put(b, s + i, k);
+                snlvk_sb_put(b, s + i, k);
             i += k;
             continue;
         } else
-            sb_put(b, s + i, 1);
+            snlvk_sb_put(b, s + i, 1);
         i++;
     }
 }
@@ -177,7 +99,7 @@ static void fmt_tick(char *buf, size_t size, double v, double step)
     double a = fabs(v);
     if (a < fabs(step) * 1e-6) v = a = 0;
     if (a != 0 && (a >= 1e15 || a < 1e-4)) {
-        fmt_c(buf, size, "%.3g", v);
+        snlvk_snprintf_c(buf, size, "%.3g", v);
         /* "1e-05" -> "1e-5", "1e+15" -> "1e15" */
         char *e = strchr(buf, 'e');
         if (e) {
@@ -196,7 +118,7 @@ static void fmt_tick(char *buf, size_t size, double v, double step)
         } si[] = {{1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}};
         for (size_t i = 0; i < sizeof si / sizeof si[0]; i++)
             if (a >= si[i].scale * (1 - 1e-9)) {
-                fmt_c(buf, size, "%.4g%s", v / si[i].scale, si[i].suffix);
+                snlvk_snprintf_c(buf, size, "%.4g%s", v / si[i].scale, si[i].suffix);
                 return;
             }
     }
@@ -204,7 +126,7 @@ static void fmt_tick(char *buf, size_t size, double v, double step)
     if (step > 0) dec = (int)ceil(-log10(step) - 1e-9);
     if (dec < 0) dec = 0;
     if (dec > 6) dec = 6;
-    fmt_c(buf, size, "%.*f", dec, v);
+    snlvk_snprintf_c(buf, size, "%.*f", dec, v);
 }
 
 static double nice_step(double span, double target)
@@ -378,42 +300,45 @@ static int usable(const snlvk_svg_plot *p, double x, double y)
     return 1;
 }
 
-static void color_attr(sbuf *b, const char *c)
+static void color_attr(snlvk_strbuf *b, const char *c)
 {
     sb_text(b, c);
 }
 
-static void draw_series(sbuf *b, const snlvk_svg_plot *p, const frame *f, const snlvk_svg_series *se, const char *color)
+static void draw_series(snlvk_strbuf *b, const snlvk_svg_plot *p, const frame *f, const snlvk_svg_series *se,
+                        const char *color)
 {
     if (!se->x || !se->y || se->n == 0) return;
     if (se->style != SNLVK_SVG_MARKERS) {
         int open = 0;
         for (size_t i = 0; i < se->n; i++) {
             if (!usable(p, se->x[i], se->y[i])) {
-                if (open) sb_printf(b, "\"/>\n");
+                if (open) snlvk_sb_printf(b, "\"/>\n");
                 open = 0;
                 continue;
             }
             if (!open) {
-                sb_printf(b, "<polyline fill=\"none\" stroke=\"");
+                snlvk_sb_printf(b, "<polyline fill=\"none\" stroke=\"");
                 color_attr(b, color);
-                sb_printf(b, "\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"%s points=\"",
-                          se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+                snlvk_sb_printf(b,
+                                "\" stroke-width=\"2\" stroke-linejoin=\"round\" stroke-linecap=\"round\"%s points=\"",
+                                se->dashed ? " stroke-dasharray=\"6 4\"" : "");
                 open = 1;
             } else
-                sb_put(b, " ", 1);
-            sb_printf(b, "%s,%s", px(map_x(f, se->x[i])), px(map_y(f, se->y[i])));
+                snlvk_sb_put(b, " ", 1);
+            snlvk_sb_printf(b, "%s,%s", px(map_x(f, se->x[i])), px(map_y(f, se->y[i])));
         }
-        if (open) sb_printf(b, "\"/>\n");
+        if (open) snlvk_sb_printf(b, "\"/>\n");
     }
     if (se->style != SNLVK_SVG_LINE) {
-        sb_printf(b, "<g fill=\"");
+        snlvk_sb_printf(b, "<g fill=\"");
         color_attr(b, color);
-        sb_printf(b, "\" stroke=\"#ffffff\" stroke-width=\"1\">\n");
+        snlvk_sb_printf(b, "\" stroke=\"#ffffff\" stroke-width=\"1\">\n");
         for (size_t i = 0; i < se->n; i++)
             if (usable(p, se->x[i], se->y[i]))
-                sb_printf(b, "<circle cx=\"%s\" cy=\"%s\" r=\"3.5\"/>\n", px(map_x(f, se->x[i])), px(map_y(f, se->y[i])));
-        sb_printf(b, "</g>\n");
+                snlvk_sb_printf(b, "<circle cx=\"%s\" cy=\"%s\" r=\"3.5\"/>\n", px(map_x(f, se->x[i])),
+                                px(map_y(f, se->y[i])));
+        snlvk_sb_printf(b, "</g>\n");
     }
 }
 
@@ -433,7 +358,7 @@ static size_t points_in(const snlvk_svg_plot *p, const frame *f, double x0, doub
     return n;
 }
 
-static void draw_legend(sbuf *b, const snlvk_svg_plot *p, const frame *f, const char **colors)
+static void draw_legend(snlvk_strbuf *b, const snlvk_svg_plot *p, const frame *f, const char **colors)
 {
     size_t n = 0;
     double wmax = 0;
@@ -462,33 +387,33 @@ static void draw_legend(sbuf *b, const snlvk_svg_plot *p, const frame *f, const 
         }
     }
     double x0 = xs[best], y0 = ys[best];
-    sb_printf(b, "<g class=\"legend\">\n<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" rx=\"4\" fill=\"#ffffff\" "
-                 "fill-opacity=\"0.9\" stroke=\"#cccccc\"/>\n",
-              px(x0), px(y0), px(w), px(h));
+    snlvk_sb_printf(b, "<g class=\"legend\">\n<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" rx=\"4\" "
+                       "fill=\"#ffffff\" fill-opacity=\"0.9\" stroke=\"#cccccc\"/>\n",
+                    px(x0), px(y0), px(w), px(h));
     size_t k = 0;
     for (size_t s = 0; s < p->n_series; s++) {
         const snlvk_svg_series *se = &p->series[s];
         if (!se->name || !se->name[0]) continue;
         double cy = y0 + pad + row * (double)k + 6;
         if (se->style != SNLVK_SVG_MARKERS) {
-            sb_printf(b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"", px(x0 + pad), px(cy),
-                      px(x0 + pad + sample), px(cy));
+            snlvk_sb_printf(b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\" stroke=\"", px(x0 + pad), px(cy),
+                            px(x0 + pad + sample), px(cy));
             color_attr(b, colors[s]);
-            sb_printf(b, "\" stroke-width=\"2\"%s/>\n", se->dashed ? " stroke-dasharray=\"6 4\"" : "");
+            snlvk_sb_printf(b, "\" stroke-width=\"2\"%s/>\n", se->dashed ? " stroke-dasharray=\"6 4\"" : "");
         }
         if (se->style != SNLVK_SVG_LINE) {
-            sb_printf(b, "<circle cx=\"%s\" cy=\"%s\" r=\"3.5\" stroke=\"#ffffff\" fill=\"", px(x0 + pad + sample / 2),
-                      px(cy));
+            snlvk_sb_printf(b, "<circle cx=\"%s\" cy=\"%s\" r=\"3.5\" stroke=\"#ffffff\" fill=\"",
+                            px(x0 + pad + sample / 2), px(cy));
             color_attr(b, colors[s]);
-            sb_printf(b, "\"/>\n");
+            snlvk_sb_printf(b, "\"/>\n");
         }
-        sb_printf(b, "<text x=\"%s\" y=\"%s\" dominant-baseline=\"central\" fill=\"#222222\">", px(x0 + pad + sample + 6),
-                  px(cy));
+        snlvk_sb_printf(b, "<text x=\"%s\" y=\"%s\" dominant-baseline=\"central\" fill=\"#222222\">",
+                        px(x0 + pad + sample + 6), px(cy));
         sb_text(b, se->name);
-        sb_printf(b, "</text>\n");
+        snlvk_sb_printf(b, "</text>\n");
         k++;
     }
-    sb_printf(b, "</g>\n");
+    snlvk_sb_printf(b, "</g>\n");
 }
 
 snlvk_status snlvk_svg_render(const snlvk_svg_plot *p, char **out, size_t *len)
@@ -537,99 +462,99 @@ snlvk_status snlvk_svg_render(const snlvk_svg_plot *p, char **out, size_t *len)
     f->T = p->title ? 48 : 20;
     f->B = H - (p->x_label ? 54 : 32);
 
-    sbuf b = {0};
-    sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" "
-                  "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
-              px(W), px(H), px(W), px(H));
+    snlvk_strbuf b = {0};
+    snlvk_sb_printf(&b, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%s\" height=\"%s\" viewBox=\"0 0 %s %s\" "
+                        "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\">\n",
+                    px(W), px(H), px(W), px(H));
     if (p->title) {
-        sb_printf(&b, "<title>");
+        snlvk_sb_printf(&b, "<title>");
         sb_text(&b, p->title);
-        sb_printf(&b, "</title>\n");
+        snlvk_sb_printf(&b, "</title>\n");
     }
-    sb_printf(&b, "<defs><clipPath id=\"snlvk-plot-area\"><rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\"/></clipPath>"
-                  "</defs>\n",
-              px(f->L), px(f->T), px(f->R - f->L), px(f->B - f->T));
-    sb_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
+    snlvk_sb_printf(&b, "<defs><clipPath id=\"snlvk-plot-area\"><rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\"/>"
+                        "</clipPath></defs>\n",
+                    px(f->L), px(f->T), px(f->R - f->L), px(f->B - f->T));
+    snlvk_sb_printf(&b, "<rect width=\"100%%\" height=\"100%%\" fill=\"#ffffff\"/>\n");
     if (p->title) {
-        sb_printf(&b, "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"600\" "
-                      "fill=\"#222222\">",
-                  px((f->L + f->R) / 2));
+        snlvk_sb_printf(&b, "<text x=\"%s\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"600\" "
+                            "fill=\"#222222\">",
+                        px((f->L + f->R) / 2));
         sb_text(&b, p->title);
-        sb_printf(&b, "</text>\n");
+        snlvk_sb_printf(&b, "</text>\n");
     }
 
     /* grid: minor, then major */
     if (f->x.n_minor || f->y.n_minor) {
-        sb_printf(&b, "<g stroke=\"#f0f0f0\" stroke-width=\"1\">\n");
+        snlvk_sb_printf(&b, "<g stroke=\"#f0f0f0\" stroke-width=\"1\">\n");
         for (int i = 0; i < f->x.n_minor; i++) {
             double X = map_x(f, f->x.minor[i]);
-            sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->T), px(X), px(f->B));
+            snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->T), px(X), px(f->B));
         }
         for (int i = 0; i < f->y.n_minor; i++) {
             double Y = map_y(f, f->y.minor[i]);
-            sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L), px(Y), px(f->R), px(Y));
+            snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L), px(Y), px(f->R), px(Y));
         }
-        sb_printf(&b, "</g>\n");
+        snlvk_sb_printf(&b, "</g>\n");
     }
-    sb_printf(&b, "<g stroke=\"#dddddd\" stroke-width=\"1\">\n");
+    snlvk_sb_printf(&b, "<g stroke=\"#dddddd\" stroke-width=\"1\">\n");
     for (int i = 0; i < f->x.n_ticks; i++) {
         double X = map_x(f, f->x.ticks[i]);
-        sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->T), px(X), px(f->B));
+        snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->T), px(X), px(f->B));
     }
     for (int i = 0; i < f->y.n_ticks; i++) {
         double Y = map_y(f, f->y.ticks[i]);
-        sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L), px(Y), px(f->R), px(Y));
+        snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L), px(Y), px(f->R), px(Y));
     }
-    sb_printf(&b, "</g>\n");
-    sb_printf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"none\" stroke=\"#888888\"/>\n", px(f->L),
-              px(f->T), px(f->R - f->L), px(f->B - f->T));
+    snlvk_sb_printf(&b, "</g>\n");
+    snlvk_sb_printf(&b, "<rect x=\"%s\" y=\"%s\" width=\"%s\" height=\"%s\" fill=\"none\" stroke=\"#888888\"/>\n",
+                    px(f->L), px(f->T), px(f->R - f->L), px(f->B - f->T));
 
     /* ticks and their labels */
-    sb_printf(&b, "<g stroke=\"#888888\">\n");
+    snlvk_sb_printf(&b, "<g stroke=\"#888888\">\n");
     for (int i = 0; i < f->x.n_ticks; i++) {
         double X = map_x(f, f->x.ticks[i]);
-        sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->B), px(X), px(f->B + 5));
+        snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(X), px(f->B), px(X), px(f->B + 5));
     }
     for (int i = 0; i < f->y.n_ticks; i++) {
         double Y = map_y(f, f->y.ticks[i]);
-        sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L - 5), px(Y), px(f->L), px(Y));
+        snlvk_sb_printf(&b, "<line x1=\"%s\" y1=\"%s\" x2=\"%s\" y2=\"%s\"/>\n", px(f->L - 5), px(Y), px(f->L), px(Y));
     }
-    sb_printf(&b, "</g>\n<g fill=\"#333333\">\n");
+    snlvk_sb_printf(&b, "</g>\n<g fill=\"#333333\">\n");
     for (int i = 0; i < f->x.n_ticks; i++)
-        sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">%s</text>\n", px(map_x(f, f->x.ticks[i])),
-                  px(f->B + 19), f->x.labels[i]);
+        snlvk_sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\">%s</text>\n", px(map_x(f, f->x.ticks[i])),
+                        px(f->B + 19), f->x.labels[i]);
     for (int i = 0; i < f->y.n_ticks; i++)
-        sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"end\" dominant-baseline=\"central\">%s</text>\n",
-                  px(f->L - 8), px(map_y(f, f->y.ticks[i])), f->y.labels[i]);
-    sb_printf(&b, "</g>\n");
+        snlvk_sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"end\" dominant-baseline=\"central\">%s</text>\n",
+                        px(f->L - 8), px(map_y(f, f->y.ticks[i])), f->y.labels[i]);
+    snlvk_sb_printf(&b, "</g>\n");
 
     /* axis titles */
     if (p->x_label) {
-        sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222222\">",
-                  px((f->L + f->R) / 2), px(H - 14));
+        snlvk_sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222222\">",
+                        px((f->L + f->R) / 2), px(H - 14));
         sb_text(&b, p->x_label);
-        sb_printf(&b, "</text>\n");
+        snlvk_sb_printf(&b, "</text>\n");
     }
     if (p->y_label) {
         double cx = 18, cy = (f->T + f->B) / 2;
-        sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222222\" "
-                      "transform=\"rotate(-90 %s %s)\">",
-                  px(cx), px(cy), px(cx), px(cy));
+        snlvk_sb_printf(&b, "<text x=\"%s\" y=\"%s\" text-anchor=\"middle\" font-size=\"13\" fill=\"#222222\" "
+                            "transform=\"rotate(-90 %s %s)\">",
+                        px(cx), px(cy), px(cx), px(cy));
         sb_text(&b, p->y_label);
-        sb_printf(&b, "</text>\n");
+        snlvk_sb_printf(&b, "</text>\n");
     }
 
     /* the data, clipped to the plot area */
-    sb_printf(&b, "<g clip-path=\"url(#snlvk-plot-area)\">\n");
+    snlvk_sb_printf(&b, "<g clip-path=\"url(#snlvk-plot-area)\">\n");
     for (size_t s = 0; s < p->n_series; s++) draw_series(&b, p, f, &p->series[s], colors[s]);
-    sb_printf(&b, "</g>\n");
+    snlvk_sb_printf(&b, "</g>\n");
     draw_legend(&b, p, f, colors);
-    sb_printf(&b, "</svg>\n");
+    snlvk_sb_printf(&b, "</svg>\n");
 
     free(f);
     free(colors);
     if (b.oom) {
-        free(b.s);
+        snlvk_sb_free(&b);
         return snlvk_fail(SNLVK_E_OOM, "svg plot: out of memory");
     }
     *out = b.s;

@@ -27,11 +27,7 @@ snlvk_status bn_check(const bn_shape *s)
 
 static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "batchnorm: %s is missing", what);
-    if (b->size < floats * 4)
-        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: %s holds %llu bytes, needs %llu", what,
-                          (unsigned long long)b->size, (unsigned long long)(floats * 4));
-    return SNLVK_OK;
+    return vk_buf_need(b, floats * 4, "batchnorm", what);
 }
 
 /* The elementwise kernels run a grid (x strides over H*W, y = channel, z strides over the

@@ -14,11 +14,7 @@ size_t loss_scratch_bytes(uint32_t n) { return (size_t)n * ROW_WORDS * 4; }
 
 static snlvk_status need(const vk_buf *b, uint64_t bytes, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "internal: loss: no %s buffer", what);
-    if (b->size < bytes)
-        return snlvk_fail(SNLVK_E_INVALID, "internal: loss: %s buffer holds %llu bytes, needs %llu", what,
-                          (unsigned long long)b->size, (unsigned long long)bytes);
-    return SNLVK_OK;
+    return vk_buf_need(b, bytes, "internal: loss", what);
 }
 
 snlvk_status op_classifier_loss(vk_seq *s, snlvk_context *ctx, const loss_args *a)

@@ -7,11 +7,7 @@ enum { COUNT_LOCAL = 256, LOCAL = 256, MAX_GROUPS_X = 4096 };
 
 static snlvk_status need(const vk_buf *b, uint64_t bytes, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "internal: mask op: no %s buffer", what);
-    if (b->size < bytes)
-        return snlvk_fail(SNLVK_E_INVALID, "internal: mask op: %s buffer holds %llu bytes, needs %llu", what,
-                          (unsigned long long)b->size, (unsigned long long)bytes);
-    return SNLVK_OK;
+    return vk_buf_need(b, bytes, "internal: mask op", what);
 }
 
 snlvk_status op_mask_count(vk_seq *s, snlvk_context *ctx, const vk_buf *mask, uint32_t n, float eps,

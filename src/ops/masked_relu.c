@@ -17,11 +17,7 @@ snlvk_status mrelu_check(const mrelu_shape *s)
 
 static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "masked relu: %s is missing", what);
-    if (b->size < floats * 4)
-        return snlvk_fail(SNLVK_E_INVALID, "masked relu: %s holds %llu bytes, needs %llu", what,
-                          (unsigned long long)b->size, (unsigned long long)(floats * 4));
-    return SNLVK_OK;
+    return vk_buf_need(b, floats * 4, "masked relu", what);
 }
 
 static uint32_t groups_for(uint64_t n)

@@ -6,11 +6,7 @@ enum { LOCAL = 256, MAX_GROUPS_X = 4096 };
 
 static snlvk_status need(const vk_buf *b, uint64_t bytes, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "internal: optimiser: no %s buffer", what);
-    if (b->size < bytes)
-        return snlvk_fail(SNLVK_E_INVALID, "internal: optimiser: %s buffer holds %llu bytes, needs %llu", what,
-                          (unsigned long long)b->size, (unsigned long long)bytes);
-    return SNLVK_OK;
+    return vk_buf_need(b, bytes, "internal: optimiser", what);
 }
 
 static snlvk_status check_common(const vk_buf *params, uint32_t group, const vk_buf *p, const vk_buf *g, uint32_t n)

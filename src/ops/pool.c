@@ -24,11 +24,7 @@ snlvk_status pool_check(const pool_shape *s, int max_pool)
 
 static snlvk_status need(const vk_buf *b, uint64_t elems, const char *what)
 {
-    if (!b) return snlvk_fail(SNLVK_E_INVALID, "pool: %s is missing", what);
-    if (b->size < elems * 4)
-        return snlvk_fail(SNLVK_E_INVALID, "pool: %s holds %llu bytes, needs %llu", what, (unsigned long long)b->size,
-                          (unsigned long long)(elems * 4));
-    return SNLVK_OK;
+    return vk_buf_need(b, elems * 4, "pool", what);
 }
 
 /* Checks the buffer sizes and records `shader` with one invocation per output

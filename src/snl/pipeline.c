@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "data/dataset.h"
+#include "io/atomic_file.h"
 #include "nn/checkpoint.h"
 #include "nn/trainer.h"
 #include "snl/run.h"
@@ -181,15 +182,7 @@ snlvk_status run_train_epoch(run *r, nn_trainer *t, const char *stage, int epoch
 
 static snlvk_status mkdir_out(const char *dir)
 {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", dir);
-    for (char *p = tmp + 1; *p; p++)
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(tmp, 0755);
-            *p = '/';
-        }
-    if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+    if (snlvk_mkdirs(dir) != 0)
         return snlvk_fail(SNLVK_E_IO, "%s: cannot create the output directory: %s", dir, strerror(errno));
     return SNLVK_OK;
 }

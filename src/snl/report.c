@@ -1,36 +1,16 @@
 #include "snl/report.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "core/strbuf.h"
 #include "io/atomic_file.h"
 #include "io/svg.h"
 
-typedef struct sbuf { char *s; size_t n, cap; int oom; } sbuf;
-static void sb_printf(sbuf *b, const char *fmt, ...) SNLVK_PRINTF(2, 3);
-static void sb_printf(sbuf *b, const char *fmt, ...)
-{
-    if (b->oom) return;
-    for (;;) {
-        va_list ap;
-        va_start(ap, fmt);
-        int k = vsnprintf(b->s ? b->s + b->n : NULL, b->s ? b->cap - b->n : 0, fmt, ap);
-        va_end(ap);
-        if (k < 0) { b->oom = 1; return; }
-        if (b->s && b->n + (size_t)k < b->cap) { b->n += (size_t)k; return; }
-        size_t cap = (b->cap ? b->cap * 2 : 4096) + (size_t)k;
-        char *ns = realloc(b->s, cap);
-        if (!ns) { b->oom = 1; return; }
-        b->s = ns;
-        b->cap = cap;
-    }
-}
-
 snlvk_status snl_report_sites(run *r, const nn_model *m, const uint64_t *kept, const char *path)
 {
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"arch\": \"%s\",\n  \"sites\": [\n", m->arch);
+    snlvk_strbuf b = {0};
+    snlvk_sb_printf(&b, "{\n  \"arch\": \"%s\",\n  \"sites\": [\n", m->arch);
     run_say(r, "%-20s %-14s %10s %10s %8s", "site", "shape", "kept", "total", "percent");
     uint64_t k_all = 0, t_all = 0;
     int site = 0;
@@ -43,20 +23,21 @@ snlvk_status snl_report_sites(run *r, const nn_model *m, const uint64_t *kept, c
         snprintf(shape, sizeof shape, "%ux%ux%u", x->c, x->h, x->w);
         run_say(r, "%-20s %-14s %10llu %10llu %7.2f%%", op->site, shape, (unsigned long long)k,
                 (unsigned long long)total, 100.0 * (double)k / (double)total);
-        sb_printf(&b, "%s    {\"site\": \"%s\", \"shape\": [%u, %u, %u], \"kept\": %llu, \"total\": %llu}",
-                  site ? ",\n" : "", op->site, x->c, x->h, x->w, (unsigned long long)k, (unsigned long long)total);
+        snlvk_sb_printf(&b, "%s    {\"site\": \"%s\", \"shape\": [%u, %u, %u], \"kept\": %llu, \"total\": %llu}",
+                        site ? ",\n" : "", op->site, x->c, x->h, x->w, (unsigned long long)k,
+                        (unsigned long long)total);
         k_all += k;
         t_all += total;
         site++;
     }
     run_say(r, "%-20s %-14s %10llu %10llu %7.2f%%", "total", "", (unsigned long long)k_all, (unsigned long long)t_all,
             100.0 * (double)k_all / (double)t_all);
-    sb_printf(&b, "\n  ],\n  \"kept\": %llu,\n  \"total\": %llu\n}\n", (unsigned long long)k_all,
-              (unsigned long long)t_all);
+    snlvk_sb_printf(&b, "\n  ],\n  \"kept\": %llu,\n  \"total\": %llu\n}\n", (unsigned long long)k_all,
+                    (unsigned long long)t_all);
     snlvk_status s = b.oom  ? snlvk_fail(SNLVK_E_OOM, "out of host memory")
                      : path ? snlvk_atomic_write(path, b.s, b.n)
                             : SNLVK_OK;
-    free(b.s);
+    snlvk_sb_free(&b);
     return s;
 }
 
@@ -112,31 +93,33 @@ snlvk_status snl_report_summary(run *r, const nn_model *m, const snl_budget_resu
     run_say(r, "%s", "");
     run_say(r, "%-8s %-7s %9s %11s %9s %9s %9s %9s %9s", "method", "budget", "ReLUs", "mask ep.", "lambda", "soft acc",
             "binarized", "finetuned", "seconds");
-    sbuf b = {0};
-    sb_printf(&b, "{\n  \"arch\": \"%s\",\n  \"dataset\": \"%s\",\n  \"total_relus\": %llu,\n  \"granularity\": \"%s\",\n"
-                  "  \"lambda\": \"%s\",\n  \"kappa\": %g,\n  \"threshold\": %g,\n  \"exact_budget\": %s,\n"
-                  "  \"seconds\": %.1f,\n  \"results\": [\n",
-              m->arch, o->dataset, (unsigned long long)total, m->granularity == NN_CHANNEL ? "channel" : "pixel",
-              o->lambda, o->kappa, o->threshold, o->exact_budget ? "true" : "false", seconds);
+    snlvk_strbuf b = {0};
+    snlvk_sb_printf(&b, "{\n  \"arch\": \"%s\",\n  \"dataset\": \"%s\",\n  \"total_relus\": %llu,\n"
+                        "  \"granularity\": \"%s\",\n  \"lambda\": \"%s\",\n  \"kappa\": %g,\n  \"threshold\": %g,\n"
+                        "  \"exact_budget\": %s,\n"
+                        "  \"seconds\": %.1f,\n  \"results\": [\n",
+                    m->arch, o->dataset, (unsigned long long)total, m->granularity == NN_CHANNEL ? "channel" : "pixel",
+                    o->lambda, o->kappa, o->threshold, o->exact_budget ? "true" : "false", seconds);
     for (int i = 0; i < n; i++) {
         const snl_budget_result *br = &res[i];
         run_say(r, "%-8s %-7llu %9llu %11.2f %9.3g %9.4f %9.4f %9.4f %9.1f", br->random ? "random" : "SNL",
                 (unsigned long long)br->budget, (unsigned long long)br->relus, br->random ? 0.0 : br->mask_epochs,
                 br->random ? 0.0 : br->lambda, br->random ? 0.0 : br->acc_soft, br->acc_binarized, br->acc_finetuned,
                 br->seconds);
-        sb_printf(&b, "%s    {\"method\": \"%s\", \"budget\": %llu, \"met\": %s, \"relus\": %llu, \"mask_epochs\": %.4f, "
-                      "\"lambda\": %.6g, \"soft_count\": %llu, \"acc_soft\": %.6f, \"acc_binarized\": %.6f, "
-                      "\"acc_finetuned\": %.6f, \"finetune_best_epoch\": %d, \"seconds\": %.1f, \"checkpoint\": \"%s\"}",
-                  i ? ",\n" : "", br->random ? "random" : "snl", (unsigned long long)br->budget,
-                  br->met || br->random ? "true" : "false", (unsigned long long)br->relus, br->mask_epochs, br->lambda,
-                  (unsigned long long)br->soft_count, br->acc_soft, br->acc_binarized, br->acc_finetuned,
-                  br->finetune_best_epoch, br->seconds, br->checkpoint);
+        snlvk_sb_printf(&b, "%s    {\"method\": \"%s\", \"budget\": %llu, \"met\": %s, \"relus\": %llu, "
+                            "\"mask_epochs\": %.4f, \"lambda\": %.6g, \"soft_count\": %llu, \"acc_soft\": %.6f, "
+                            "\"acc_binarized\": %.6f, \"acc_finetuned\": %.6f, \"finetune_best_epoch\": %d, "
+                            "\"seconds\": %.1f, \"checkpoint\": \"%s\"}",
+                        i ? ",\n" : "", br->random ? "random" : "snl", (unsigned long long)br->budget,
+                        br->met || br->random ? "true" : "false", (unsigned long long)br->relus, br->mask_epochs,
+                        br->lambda, (unsigned long long)br->soft_count, br->acc_soft, br->acc_binarized,
+                        br->acc_finetuned, br->finetune_best_epoch, br->seconds, br->checkpoint);
     }
-    sb_printf(&b, "\n  ]\n}\n");
+    snlvk_sb_printf(&b, "\n  ]\n}\n");
     char path[1100];
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
     snlvk_status s = b.oom ? snlvk_fail(SNLVK_E_OOM, "out of host memory") : snlvk_atomic_write(path, b.s, b.n);
-    free(b.s);
+    snlvk_sb_free(&b);
     if (s != SNLVK_OK) return s;
     char title[128];
     snprintf(title, sizeof title, "%s on %s: accuracy against ReLUs", m->arch, o->dataset);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/atomic_file.h"
 #include "vk/mem.h"
 
 const char *vk_result_name(VkResult r)
@@ -488,16 +489,15 @@ static snlvk_status create_pipeline_cache(snlvk_context *ctx)
     return SNLVK_OK;
 }
 
-static void mkdir_p(const char *path)
+/* Creates the directories on the way to the file `path`. */
+static void mkdir_parents(const char *path)
 {
-    char tmp[1024];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        mkdir(tmp, 0755);
-        *p = '/';
-    }
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) return;
+    *slash = '\0';
+    snlvk_mkdirs(dir);
 }
 
 /* Writes the cache atomically (temp file + rename); failures only warn. */
@@ -509,7 +509,7 @@ static void save_pipeline_cache(snlvk_context *ctx)
     void *data = malloc(n);
     if (!data) return;
     if (vkGetPipelineCacheData(ctx->device, ctx->pcache, &n, data) == VK_SUCCESS) {
-        mkdir_p(ctx->pcache_path);
+        mkdir_parents(ctx->pcache_path);
         char tmp[1100];
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", ctx->pcache_path, (long)getpid());
         FILE *f = fopen(tmp, "wb");

@@ -316,3 +316,12 @@ snlvk_status vk_buf_fill(snlvk_context *ctx, const vk_buf *b, uint32_t value)
     fill_job j = {b->buffer, b->offset, (b->size + 3) & ~(VkDeviceSize)3, value};
     return vk_run_once(ctx, record_fill, &j);
 }
+
+snlvk_status vk_buf_need(const vk_buf *b, uint64_t bytes, const char *who, const char *what)
+{
+    if (!b) return snlvk_fail(SNLVK_E_INVALID, "%s: %s is missing", who, what);
+    if (b->size < bytes)
+        return snlvk_fail(SNLVK_E_INVALID, "%s: %s holds %llu bytes, needs %llu", who, what,
+                          (unsigned long long)b->size, (unsigned long long)bytes);
+    return SNLVK_OK;
+}

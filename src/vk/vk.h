@@ -106,6 +106,9 @@ void vk_buf_free(snlvk_context *ctx, vk_buf *b);
 snlvk_status vk_buf_write(snlvk_context *ctx, const vk_buf *b, VkDeviceSize off, const void *src, VkDeviceSize n);
 snlvk_status vk_buf_read(snlvk_context *ctx, const vk_buf *b, VkDeviceSize off, void *dst, VkDeviceSize n);
 snlvk_status vk_buf_fill(snlvk_context *ctx, const vk_buf *b, uint32_t value);
+/* An op's check of a buffer argument: SNLVK_E_INVALID unless b is given and holds at
+ * least `bytes`, with "WHO: WHAT is missing" or "WHO: WHAT holds N bytes, needs M". */
+snlvk_status vk_buf_need(const vk_buf *b, uint64_t bytes, const char *who, const char *what);
 
 snlvk_status vk_pipeline_get(snlvk_context *ctx, const vk_pipeline_desc *d, const vk_pipeline **out);
 
