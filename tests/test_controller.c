@@ -49,6 +49,17 @@ static void auto_rule(void)
     CHECK(c.lambda < before && !c.grew, "lambda did not shrink ahead of the plan");
     CHECK(c.lambda >= before / 4 - 1e-18, "one update changed lambda by more than 4x");
     CHECK(snl_controller_epoch(&c, 99) == 1, "the budget did not stop the auto phase");
+
+    /* mid-epoch checks move lambda at the same rate per epoch: ten checks a tenth of an
+     * epoch apart, far behind the plan, grow it no more than one end-of-epoch update */
+    snl_controller a, b;
+    snl_controller_init(&a, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
+    snl_controller_init(&b, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
+    for (int i = 1; i <= 10; i++) snl_controller_check(&a, 10000, 0.1 * i);
+    snl_controller_epoch(&b, 10000);
+    CHECK(a.lambda <= b.lambda * 1.0001 && a.lambda > 1e-4, "ten checks moved lambda to %g, one epoch to %g",
+          a.lambda, b.lambda);
+    CHECK(b.lambda <= 4e-4 * 1.0001, "one epoch grew lambda more than 4x: %g", b.lambda);
 }
 
 int main(void)

@@ -15,6 +15,7 @@ void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda,
     c->max_epochs = max_epochs;
     c->target_epochs = target_epochs > 0 ? target_epochs : 10;
     c->grew = 0;
+    c->last_progress = 0;
 }
 
 double snl_controller_planned(const snl_controller *c, double progress)
@@ -28,14 +29,20 @@ double snl_controller_planned(const snl_controller *c, double progress)
 }
 
 /* Multiplies lambda by a factor that grows with how far the count lags the plan
- * (in log space), bounded so one update never changes lambda by more than 4x. */
+ * (in log space), at most 4x (or 1/4) per epoch, scaled to the time since the last
+ * update. */
 static void adapt(snl_controller *c, uint64_t count, double progress)
 {
     double planned = snl_controller_planned(c, progress);
     double lag = log((double)(count ? count : 1) / planned); /* > 0: behind the plan */
-    double factor = exp(2.0 * lag);
-    if (factor > 4) factor = 4;
-    if (factor < 0.25) factor = 0.25;
+    double dt = progress - c->last_progress;
+    if (dt > 1) dt = 1;
+    if (dt < 0) dt = 0;
+    c->last_progress = progress;
+    double rate = 2.0 * lag;
+    if (rate > log(4.0)) rate = log(4.0);
+    if (rate < -log(4.0)) rate = -log(4.0);
+    double factor = exp(rate * dt);
     c->grew = factor > 1;
     c->lambda *= factor;
 }

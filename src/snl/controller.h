@@ -8,7 +8,9 @@
  * "auto" (beyond the reference): plans a geometric path of the count from its start to
  * the budget over `target_epochs` epochs and adapts lambda multiplicatively so the count
  * tracks that path: behind the plan, lambda grows (faster the further behind); ahead of
- * it, lambda shrinks. */
+ * it, lambda shrinks. The change is a rate per epoch: a check after a fraction f of an
+ * epoch moves lambda by the f-th power of the per-epoch factor, so --check-every changes
+ * how smoothly lambda follows the plan, not how fast. */
 #ifndef SNLVK_SNL_CONTROLLER_H
 #define SNLVK_SNL_CONTROLLER_H
 
@@ -24,6 +26,7 @@ typedef struct snl_controller {
     int max_epochs;
     int target_epochs;      /* auto: planned length of the phase */
     int grew;               /* lambda was raised at the last update */
+    double last_progress;   /* auto: epochs seen at the last update */
 } snl_controller;
 
 void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
