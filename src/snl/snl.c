@@ -126,8 +126,13 @@ static snlvk_status take_snapshots(snl_state *st, double progress)
         br->mask_epochs = progress;
         br->lambda = st->ctl.lambda;
         br->soft_count = st->count;
+        /* the evaluation shares the metrics block with the running training epoch:
+         * keep the epoch's sums across it */
+        loss_metrics running;
+        SNLVK_TRY(nn_trainer_metrics(st->t, &running));
         double loss, top5;
         SNLVK_TRY(run_evaluate(st->r, st->t, &loss, &br->acc_soft, &top5));
+        SNLVK_TRY(vk_buf_write(st->m->ctx, &st->t->metrics, 0, &running, sizeof running));
         char path[1100];
         snapshot_path(st, br->budget, path, sizeof path);
         ckpt_meta meta;
