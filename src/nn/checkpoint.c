@@ -20,6 +20,16 @@ void ckpt_meta_set(ckpt_meta *m, const char *key, const char *fmt, ...)
     va_end(ap);
 }
 
+void ckpt_meta_begin(ckpt_meta *meta, const nn_model *m, const char *dataset, const char *stage)
+{
+    memset(meta, 0, sizeof *meta);
+    ckpt_meta_set(meta, "format", "snlvk-1");
+    ckpt_meta_set(meta, "arch", "%s", m->arch);
+    ckpt_meta_set(meta, "dataset", "%s", dataset);
+    ckpt_meta_set(meta, "granularity", "%s", m->granularity == NN_CHANNEL ? "channel" : "pixel");
+    ckpt_meta_set(meta, "stage", "%s", stage);
+}
+
 const char *ckpt_meta_get(const ckpt_meta *m, const char *key)
 {
     for (int i = 0; i < m->n; i++)

@@ -17,6 +17,9 @@ typedef struct ckpt_meta {
 
 void ckpt_meta_set(ckpt_meta *m, const char *key, const char *fmt, ...) SNLVK_PRINTF(3, 4);
 const char *ckpt_meta_get(const ckpt_meta *m, const char *key);
+/* Starts a checkpoint's metadata with what every snlvk checkpoint carries: format, arch,
+ * dataset, granularity and the stage that wrote it (snlvk eval sizes its model from it). */
+void ckpt_meta_begin(ckpt_meta *meta, const nn_model *m, const char *dataset, const char *stage);
 
 /* with_optim: also the optimiser state of every parameter (for --resume). */
 snlvk_status ckpt_save(nn_model *m, const char *path, const ckpt_meta *meta, int with_optim);

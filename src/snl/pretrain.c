@@ -25,12 +25,8 @@ static snlvk_status save(run *r, nn_model *m, const char *name, int epoch, doubl
 {
     char path[1100];
     snprintf(path, sizeof path, "%s/%s.safetensors", r->o->out_dir, name);
-    ckpt_meta meta = {0};
-    ckpt_meta_set(&meta, "format", "snlvk-1");
-    ckpt_meta_set(&meta, "arch", "%s", m->arch);
-    ckpt_meta_set(&meta, "dataset", "%s", r->o->dataset);
-    ckpt_meta_set(&meta, "granularity", "%s", m->granularity == NN_CHANNEL ? "channel" : "pixel");
-    ckpt_meta_set(&meta, "stage", "pretrain");
+    ckpt_meta meta;
+    ckpt_meta_begin(&meta, m, r->o->dataset, "pretrain");
     ckpt_meta_set(&meta, "epoch", "%d", epoch);
     ckpt_meta_set(&meta, "best_acc", "%.9g", best_acc);
     ckpt_meta_set(&meta, "seed", "%llu", (unsigned long long)r->o->seed);

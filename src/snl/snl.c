@@ -107,12 +107,7 @@ static void snapshot_path(const snl_state *st, uint64_t budget, char *out, size_
 static void fill_meta(const snl_state *st, ckpt_meta *meta, const char *stage)
 {
     const snlvk_train_opts *o = st->r->o;
-    memset(meta, 0, sizeof *meta);
-    ckpt_meta_set(meta, "format", "snlvk-1");
-    ckpt_meta_set(meta, "arch", "%s", st->m->arch);
-    ckpt_meta_set(meta, "dataset", "%s", o->dataset);
-    ckpt_meta_set(meta, "granularity", "%s", st->m->granularity == NN_CHANNEL ? "channel" : "pixel");
-    ckpt_meta_set(meta, "stage", "%s", stage);
+    ckpt_meta_begin(meta, st->m, o->dataset, stage);
     ckpt_meta_set(meta, "teacher", "%s", st->init);
     ckpt_meta_set(meta, "threshold", "%.9g", o->threshold);
 }
