@@ -42,9 +42,10 @@ void main()
     const float lse = m + log(s);
     const float zl = valid ? z[base + uint(label)] : 0.0;
     const float ce = valid ? lse - zl : uintBitsToFloat(0x7fc00000u);
+    // a NaN logit outranks every other (a NaN label logit is never correct)
     uint greater = 0;
     if (valid)
-        for (uint i = 0; i < C; i++) greater += z[base + i] > zl ? 1u : 0u;
+        for (uint i = 0; i < C; i++) greater += (z[base + i] > zl || isnan(z[base + i]) || isnan(zl)) ? 1u : 0u;
     const uint flags = valid ? (greater < 1u ? 1u : 0u) | (greater < 5u ? 2u : 0u) : 0u;
 
     // distillation at temperature T

@@ -62,8 +62,25 @@ static void auto_rule(void)
     CHECK(b.lambda <= 4e-4 * 1.0001, "one epoch grew lambda more than 4x: %g", b.lambda);
 }
 
+/* lambda never passes SNL_LAMBDA_MAX, whatever the counts do */
+static void lambda_cap(void)
+{
+    snl_controller f, a;
+    snl_controller_init(&f, SNL_LAMBDA_FIXED, 1e3, 2.0, 10, 1000, 100, 0);
+    snl_controller_init(&a, SNL_LAMBDA_AUTO, 1e3, 1.1, 10, 1000, 100, 2);
+    for (int i = 0; i < 40; i++) {
+        snl_controller_epoch(&f, 1000);
+        snl_controller_check(&a, 1000, i + 0.5);
+        snl_controller_epoch(&a, 1000);
+    }
+    CHECK(f.lambda <= SNL_LAMBDA_MAX && f.lambda >= 8e3 && !f.grew, "reference rule: lambda %g (cap %g)", f.lambda,
+          SNL_LAMBDA_MAX);
+    CHECK(fabs(a.lambda - SNL_LAMBDA_MAX) < 1e-9 && !a.grew, "auto rule: lambda %g (cap %g)", a.lambda, SNL_LAMBDA_MAX);
+}
+
 int main(void)
 {
+    lambda_cap();
     fixed_rule();
     epoch_cap();
     auto_rule();

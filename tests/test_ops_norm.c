@@ -352,7 +352,8 @@ static void run_mrelu(int N, int C, int H, int W, int channel)
     for (size_t i = 0; i < sizeof mem / sizeof *mem; i++) free(mem[i]);
 }
 
-static const int mr_shapes[][4] = {{1, 3, 7, 5}, {3, 5, 7, 5}, {3, 17, 5, 7}, {2, 3, 1, 1}, {8, 16, 16, 16}};
+static const int mr_shapes[][4] = {{1, 3, 7, 5}, {3, 5, 7, 5}, {3, 17, 5, 7}, {2, 3, 1, 1}, {8, 16, 16, 16},
+                                      {3, 4, 3, 3} /* C*H*W a multiple of 4: the vec4 kernels */};
 
 static void test_masked_relu_pixel(void)
 {

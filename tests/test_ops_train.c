@@ -198,6 +198,29 @@ static void check_loss(int n, int classes, int kd, float T, float wce, float wkd
     loss_case_free(&c);
 }
 
+/* NaN logits (a diverged net) are never counted correct: not when the label's logit is
+ * NaN, and not when another logit is */
+static void test_loss_nan_not_correct(void)
+{
+    snlvk_context *ctx = h_context();
+    loss_case c;
+    loss_case_make(&c, 3, 10, 4.0f);
+    for (int i = 0; i < 10; i++) c.z[i] = NAN; /* row 0: all NaN */
+    c.z[10 + c.labels[1]] = NAN;               /* row 1: the label's logit */
+    c.z[20 + (c.labels[2] + 1) % 10] = NAN;     /* row 2: another logit ... */
+    c.z[20 + c.labels[2]] = 1e6f;               /* ... and the label's is the largest finite one */
+    loss_gpu g;
+    loss_gpu_make(&g, &c, 0, 0);
+    set_loss_params(&g.params, 4.0f, 1.0f, 0.0f);
+    CHECK_OK(vk_seq_run(g.seq));
+    loss_metrics m;
+    CHECK_OK(loss_metrics_read(ctx, &g.metrics, &m));
+    CHECK(m.top1 == 0, "rows with NaN logits counted %u top-1 hits", m.top1);
+    CHECK(m.top5 == 1, "top-5 hits %u, expected 1 (the row whose label logit is finite and largest)", m.top5);
+    loss_gpu_free(&g);
+    loss_case_free(&c);
+}
+
 static const int loss_sizes[][2] = {{1, 10}, {7, 10}, {1, 100}, {7, 100}, {1, 3}, {7, 3}, {130, 10}};
 enum { N_LOSS_SIZES = sizeof loss_sizes / sizeof loss_sizes[0] };
 
@@ -680,6 +703,7 @@ int main(void)
 {
     RUN(test_step_params);
     RUN(test_loss_ce);
+    RUN(test_loss_nan_not_correct);
     RUN(test_loss_kd);
     RUN(test_loss_finite_diff);
     RUN(test_loss_metrics);

@@ -13,7 +13,7 @@ trap 'rm -rf "$tmp"' EXIT
 ok() { pass=$((pass + 1)); echo "ok   $1"; }
 bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -f "$tmp/out" ] && sed 's/^/     /' "$tmp/out" | tail -20; }
 
-COMMON="--data-limit 512 --test-limit 256 --batch 64 --seed 3 --schedule cosine"
+COMMON="--stage pretrain --data-limit 512 --test-limit 256 --batch 64 --seed 3 --schedule cosine"
 if "$SNLVK" train $COMMON --epochs 2 --out "$tmp/full" >"$tmp/out" 2>&1; then ok train-2-epochs; else bad train-2-epochs; fi
 # the same run stopped after its first epoch (with a cosine schedule a 1-epoch run's first
 # epoch has the same learning rate), then resumed to 2 epochs

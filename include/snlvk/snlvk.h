@@ -122,7 +122,7 @@ typedef struct snlvk_train_opts {
     const char *dataset;        /* "fashion-mnist" (default), "mnist", "cifar10", "cifar100", "imagefolder", "tiny-imagenet" */
     const char *data_dir;       /* NULL: the dataset's default folder */
     const char *out_dir;        /* checkpoints and logs; required */
-    const char *stage;          /* "pretrain" */
+    const char *stage;          /* "all" (default), "pretrain", "mask" or "finetune" */
     const char *init;           /* checkpoint to start from, or NULL */
     int resume;                 /* continue the run in out_dir from its last checkpoint */
     int epochs;                 /* pretrain epochs */
@@ -150,6 +150,7 @@ typedef struct snlvk_train_opts {
     int check_every;            /* also count every K steps and stop as soon as the budget is met */
     int exact_budget;           /* keep exactly the B largest mask values instead of thresholding */
     int random_mask;            /* baseline: a random mask with exactly B ReLUs, same training cost */
+    const char *random_budgets; /* the baseline at these budgets only (a subset of relu_budget); NULL: all */
 } snlvk_train_opts;
 
 void snlvk_train_opts_default(snlvk_train_opts *o);

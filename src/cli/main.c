@@ -316,7 +316,8 @@ static int string_option(const char *a, const char *v, snlvk_train_opts *o)
         {"--data", offsetof(snlvk_train_opts, data_dir)},     {"--out", offsetof(snlvk_train_opts, out_dir)},
         {"--stage", offsetof(snlvk_train_opts, stage)},       {"--init", offsetof(snlvk_train_opts, init)},
         {"--schedule", offsetof(snlvk_train_opts, schedule)}, {"--granularity", offsetof(snlvk_train_opts, granularity)},
-        {"--relu-budget", offsetof(snlvk_train_opts, relu_budget)}, {"--lambda", offsetof(snlvk_train_opts, lambda)},
+        {"--relu-budget", offsetof(snlvk_train_opts, relu_budget)},
+        {"--random-budget", offsetof(snlvk_train_opts, random_budgets)}, {"--lambda", offsetof(snlvk_train_opts, lambda)},
     };
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (strcmp(a, opts[i].name) == 0) {
@@ -543,6 +544,7 @@ static const command commands[] = {
      "  SNL:      --relu-budget N|FRACTION[,N...] [--granularity pixel|channel] [--lambda X|auto] [--kappa X]\n"
      "            [--threshold X] [--max-mask-epochs N] [--target-mask-epochs N] [--mask-lr X] [--check-every K]\n"
      "            [--exact-budget] [--finetune-epochs N] [--finetune-lr X] [--kd-temperature X] [--no-kd] [--random-mask]\n"
+     "            [--random-budget N[,N...]]\n"
      "            [--device N]",
      cmd_train},
     {"eval", "accuracy, loss and ReLUs per site of a checkpoint",

@@ -63,11 +63,14 @@ snlvk_status op_axpby(vk_seq *s, snlvk_context *ctx, const vk_buf *a, const vk_b
                       float alpha, float beta)
 {
     struct { uint32_t n; float alpha, beta; } p = {n, alpha, beta};
-    vk_pipeline_desc d = {.shader = "axpby", .bindings = "sss", .push_size = sizeof p, .local_size = {256, 1, 1}};
+    vk_pipeline_desc d = {.shader = "axpby", .bindings = "TTs", .push_size = sizeof p, .local_size = {256, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[3] = {vk_bind(a), vk_bind(b), vk_bind(y)};
-    uint32_t groups = vk_div_up(n, 256);
+    SNLVK_TRY(vk_buf_need(a, (VkDeviceSize)n * 4, "axpby", "a"));
+    SNLVK_TRY(vk_buf_need(b, (VkDeviceSize)n * 4, "axpby", "b"));
+    SNLVK_TRY(vk_buf_need(y, (VkDeviceSize)n * 4, "axpby", "y"));
+    uint32_t groups = vk_div_up(vk_div_up(n, 4), 256); /* a vec4 per invocation */
     if (groups > 4096) groups = 4096;
-    return vk_seq_dispatch(s, pipe, binds, 3, &p, groups, 1, 1);
+    return vk_seq_dispatch(s, pipe, binds, 3, &p, groups ? groups : 1, 1, 1);
 }

@@ -29,6 +29,26 @@ static uint32_t groups_for(uint64_t n)
 /* The elementwise kernels run a grid (x strides over H*W, y = channel, z strides over the
  * batch): workgroups of up to 256 invocations along x, narrower for small planes, and
  * about 4096 workgroups in all (lavapipe pays per workgroup). */
+/* Pixel masks over C*H*W a multiple of 4: a vec4 per invocation (the *4 shaders), x over
+ * a sample's vec4s, y over the batch; about 4096 workgroups in all. */
+static snlvk_status elementwise4(vk_seq *q, snlvk_context *ctx, const mrelu_shape *s, const char *shader,
+                                 const char *bindings, const vk_binding *binds, int n_binds)
+{
+    uint32_t chw4 = s->c * s->h * s->w / 4;
+    uint32_t gx = vk_div_up(chw4, MR_WG);
+    if (gx > 1024) gx = 1024;
+    uint32_t gy = gx >= 4096 ? 1 : 4096 / gx;
+    if (gy > s->n) gy = s->n;
+    if (gy > ctx->props.limits.maxComputeWorkGroupCount[1]) gy = ctx->props.limits.maxComputeWorkGroupCount[1];
+    struct { uint32_t n, chw4; } p = {s->n, chw4};
+    vk_pipeline_desc d = {.shader = shader, .bindings = bindings, .push_size = sizeof p, .local_size = {MR_WG, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    return vk_seq_dispatch(q, pipe, binds, n_binds, &p, gx, gy, 1);
+}
+
+static int use_vec4(const mrelu_shape *s) { return !s->channel_mask && (s->c * s->h * s->w) % 4 == 0; }
+
 static snlvk_status elementwise(vk_seq *q, snlvk_context *ctx, const mrelu_shape *s, const char *shader,
                                 const char *bindings, const vk_binding *binds, int n_binds)
 {
@@ -58,6 +78,7 @@ snlvk_status op_masked_relu_forward(vk_seq *q, snlvk_context *ctx, const mrelu_s
     SNLVK_TRY(need(y, total, "y"));
     SNLVK_TRY(need(mask, mrelu_mask_size(s), "mask"));
     vk_binding binds[3] = {vk_bind(x), vk_bind(mask), vk_bind(y)};
+    if (use_vec4(s)) return elementwise4(q, ctx, s, "masked_relu_fwd4", "TTs", binds, 3);
     return elementwise(q, ctx, s, "masked_relu_fwd", "tts", binds, 3);
 }
 
@@ -87,10 +108,19 @@ snlvk_status op_masked_relu_backward(vk_seq *q, snlvk_context *ctx, const mrelu_
         return vk_seq_dispatch(q, pipe, binds, 6, &p, s->c, 1, 1);
     }
     vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(mask), vk_bind(dx)};
-    SNLVK_TRY(elementwise(q, ctx, s, "masked_relu_bwd", "ttts", binds, 4));
+    if (use_vec4(s)) SNLVK_TRY(elementwise4(q, ctx, s, "masked_relu_bwd4", "TTTs", binds, 4));
+    else SNLVK_TRY(elementwise(q, ctx, s, "masked_relu_bwd", "ttts", binds, 4));
     if (!dc) return SNLVK_OK; /* frozen */
-    /* pixel masks: one invocation per mask entry sums over the batch */
+    /* pixel masks: one invocation per mask entry (or vec4 of entries) sums over the batch */
     vk_binding dbinds[5] = {vk_bind(dy), vk_bind(x), vk_bind(mask), vk_bind(lambda ? lambda : dc), vk_bind(dc)};
+    if (use_vec4(s)) {
+        uint32_t chw4 = s->c * s->h * s->w / 4;
+        struct { uint32_t n, chw4, lambda_index, has_lambda; } p4 = {s->n, chw4, lambda_index, lambda ? 1u : 0u};
+        vk_pipeline_desc d4 = {.shader = "masked_relu_dc4", .bindings = "TTTss", .push_size = sizeof p4,
+                               .local_size = {MR_WG, 1, 1}};
+        SNLVK_TRY(vk_pipeline_get(ctx, &d4, &pipe));
+        return vk_seq_dispatch(q, pipe, dbinds, 5, &p4, groups_for(chw4), 1, 1);
+    }
     vk_pipeline_desc d = {.shader = "masked_relu_dc", .bindings = "tttss", .push_size = sizeof p,
                           .local_size = {MR_WG, 1, 1}};
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));

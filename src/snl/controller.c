@@ -43,6 +43,7 @@ static void adapt(snl_controller *c, uint64_t count, double progress)
     if (rate > log(4.0)) rate = log(4.0);
     if (rate < -log(4.0)) rate = -log(4.0);
     double factor = exp(rate * dt);
+    if (c->lambda * factor > SNL_LAMBDA_MAX) factor = SNL_LAMBDA_MAX / c->lambda;
     c->grew = factor > 1;
     c->lambda *= factor;
 }
@@ -62,7 +63,7 @@ int snl_controller_epoch(snl_controller *c, uint64_t count)
         if (count < c->lowest) c->lowest = count;
     } else if (count < c->lowest) {
         c->lowest = count;
-    } else if (c->epoch - 1 >= 5) {
+    } else if (c->epoch - 1 >= 5 && c->lambda * c->kappa <= SNL_LAMBDA_MAX) {
         /* the reference's epoch counter is 0-based: "epoch >= 5" is the sixth epoch */
         c->lambda *= c->kappa;
         c->grew = 1;

@@ -16,6 +16,12 @@
 
 #include <stdint.h>
 
+/* Both rules stop raising lambda here. The mask phase runs Adam, whose step does not
+ * depend on the gradient's scale: once lambda dwarfs the data's mask gradients (~1e-4 to
+ * 1e-2) a larger lambda changes nothing, and near 1e19 the squared gradient in Adam's
+ * second moment overflows fp32 and the masks turn to NaN. */
+#define SNL_LAMBDA_MAX 1e4
+
 typedef enum snl_lambda_rule { SNL_LAMBDA_FIXED = 0, SNL_LAMBDA_AUTO = 1 } snl_lambda_rule;
 
 typedef struct snl_controller {

@@ -20,7 +20,7 @@ void snlvk_train_opts_default(snlvk_train_opts *o)
     memset(o, 0, sizeof *o);
     o->model = "resnet8-mini";
     o->dataset = "fashion-mnist";
-    o->stage = "pretrain";
+    o->stage = "all";
     o->epochs = 0;             /* 0: the dataset's default */
     o->batch = 128;
     o->lr = 0.1;
@@ -29,7 +29,7 @@ void snlvk_train_opts_default(snlvk_train_opts *o)
     o->schedule = "step";
     o->seed = 1;
     o->granularity = "pixel";
-    o->relu_budget = NULL;
+    o->relu_budget = "0.1";
     o->lambda = "1e-5";
     o->kappa = 1.1;
     o->threshold = 1e-2;
@@ -210,17 +210,35 @@ static void run_free(run *r)
 snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *given, const snlvk_train_callbacks *cb)
 {
     /* A bare `snlvk train` on (Fashion-)MNIST is the quick demonstration that must finish
-     * in minutes on a laptop CPU: a subset of the training set, a few cosine epochs. */
-    snlvk_train_opts quick = *given;
+     * in minutes on a laptop CPU: a subset of the training set, a few cosine epochs and,
+     * for the SNL stages, a short mask phase. Quick values replace defaults only, never a
+     * value that differs from its default. */
+    snlvk_train_opts quick = *given, def;
+    snlvk_train_opts_default(&def);
     const snlvk_train_opts *o = &quick;
     int is_mnist = strcmp(given->dataset, "fashion-mnist") == 0 || strcmp(given->dataset, "mnist") == 0;
-    if (is_mnist && given->epochs == 0 && given->data_limit == 0 && strcmp(given->stage, "pretrain") == 0) {
+    int pretrain = strcmp(given->stage, "pretrain") == 0, all = strcmp(given->stage, "all") == 0;
+    if (is_mnist && given->epochs == 0 && given->data_limit == 0 && !given->init && (pretrain || all)) {
         quick.epochs = 3;
         quick.data_limit = 20000;
-        quick.schedule = "cosine";
+        if (strcmp(given->schedule, def.schedule) == 0) quick.schedule = "cosine";
         if (cb && cb->message)
             cb->message(cb->user, "quick defaults (pass --epochs or --data-limit to choose): the first 20000 training "
-                                  "images, 3 epochs, cosine schedule");
+                                  "images, 3 pretraining epochs, cosine schedule");
+        if (all) {
+            if (strcmp(given->lambda, def.lambda) == 0) quick.lambda = "auto";
+            if (given->target_mask_epochs == def.target_mask_epochs) quick.target_mask_epochs = 2;
+            if (given->check_every == def.check_every) quick.check_every = 10;
+            if (given->mask_lr == def.mask_lr) quick.mask_lr = 1e-2;
+            if (given->finetune_epochs == def.finetune_epochs) quick.finetune_epochs = 1;
+            if (cb && cb->message) {
+                char line[512];
+                snprintf(line, sizeof line, "quick SNL defaults: --relu-budget %s --lambda %s --target-mask-epochs %d "
+                         "--check-every %d --mask-lr %g --finetune-epochs %d", quick.relu_budget, quick.lambda,
+                         quick.target_mask_epochs, quick.check_every, quick.mask_lr, quick.finetune_epochs);
+                cb->message(cb->user, line);
+            }
+        }
     }
     if (!o->out_dir) return snlvk_fail(SNLVK_E_INVALID, "train: an output directory (--out) is required");
     if (!nn_arch_known(o->model)) return snlvk_fail(SNLVK_E_INVALID, "--model '%s': expected one of %s", o->model, nn_arch_list());

@@ -89,6 +89,17 @@ static snlvk_status mask_l1(nn_model *m, double *out)
     return SNLVK_OK;
 }
 
+/* A NaN mask entry is not counted (NaN > eps is false), so diverged masks would look
+ * like a met budget: this is checked before any budget counts as met. */
+static snlvk_status masks_finite(snl_state *st, double *l1)
+{
+    SNLVK_TRY(mask_l1(st->m, l1));
+    if (!isfinite(*l1))
+        return snlvk_fail(SNLVK_E_NONFINITE, "mask: the masks became non-finite (lambda %.3g); lower --mask-lr or "
+                          "--lambda", st->ctl.lambda);
+    return SNLVK_OK;
+}
+
 static snlvk_status count_now(snl_state *st)
 {
     SNLVK_TRY(nn_trainer_count_relus(st->t, (float)st->r->o->threshold, st->site_counts));
@@ -115,6 +126,8 @@ static void fill_meta(const snl_state *st, ckpt_meta *meta, const char *stage)
 /* Saves the soft masks and weights for every budget the count now meets. */
 static snlvk_status take_snapshots(snl_state *st, double progress)
 {
+    double l1;
+    if (st->next < st->n_budgets && st->count <= st->budgets[st->next]) SNLVK_TRY(masks_finite(st, &l1));
     while (st->next < st->n_budgets && st->count <= st->budgets[st->next]) {
         snl_budget_result *br = &st->res[st->next];
         br->met = 1;
@@ -230,6 +243,10 @@ static snlvk_status mask_phase(snl_state *st)
     run_say(r, "mask: Adam lr %g on weights and masks, CE%s + lambda*sum|c|, lambda %s %.3g, kappa %g, threshold %g, "
                "budgets:", o->mask_lr, st->teacher ? " + KD (T=4)" : "", is_auto ? "auto from" : "", lambda, o->kappa,
             o->threshold);
+    if (o->mask_lr > o->threshold)
+        run_say(r, "note: --mask-lr %g is above --threshold %g: Adam moves a mask by about the learning rate each step, "
+                   "so masks near 0 cross the threshold back and forth and the count is noisy", o->mask_lr,
+                o->threshold);
     for (int i = 0; i < st->n_budgets; i++)
         run_say(r, "  %llu ReLUs (%.2f%% of %llu)", (unsigned long long)st->budgets[i],
                 100.0 * (double)st->budgets[i] / (double)st->total, (unsigned long long)st->total);
@@ -277,7 +294,7 @@ static snlvk_status mask_phase(snl_state *st)
         /* the loss terms of the epoch: CE and KD from the device metrics (reset by the
          * evaluation, so read before it), lambda * sum|c| from the masks read back */
         double l1 = 0;
-        SNLVK_TRY(mask_l1(st->m, &l1));
+        SNLVK_TRY(masks_finite(st, &l1));
         char line[1400];
         snprintf(line, sizeof line,
                  "{\"stage\": \"mask\", \"epoch\": %d, \"lambda\": %.6g, \"relus\": %llu, \"relus_per_stage\": {%s}, "
@@ -559,8 +576,24 @@ snlvk_status run_snl(run *r)
         }
     }
     int n_res = st->n_budgets;
-    if (s == SNLVK_OK && o->random_mask && strcmp(o->stage, "mask") != 0) {
+    /* the random-mask baseline: at every budget, or at those --random-budget names */
+    uint64_t rnd[MAX_BUDGETS];
+    int n_rnd = 0;
+    if (s == SNLVK_OK && o->random_budgets) {
+        s = parse_budgets(o->random_budgets, st->total, rnd, &n_rnd);
+        for (int j = 0; j < n_rnd && s == SNLVK_OK; j++) {
+            int found = 0;
+            for (int i = 0; i < st->n_budgets; i++) found |= rnd[j] == st->budgets[i];
+            if (!found)
+                s = snlvk_fail(SNLVK_E_INVALID, "--random-budget '%s': %llu is not one of --relu-budget '%s'",
+                               o->random_budgets, (unsigned long long)rnd[j], o->relu_budget);
+        }
+    }
+    if (s == SNLVK_OK && (o->random_mask || o->random_budgets) && strcmp(o->stage, "mask") != 0) {
         for (int i = 0; i < st->n_budgets && s == SNLVK_OK && n_res < MAX_BUDGETS; i++) {
+            int wanted = !o->random_budgets;
+            for (int j = 0; j < n_rnd; j++) wanted |= rnd[j] == st->budgets[i];
+            if (!wanted) continue;
             snl_budget_result *br = &st->res[n_res];
             memset(br, 0, sizeof *br);
             br->budget = st->budgets[i];

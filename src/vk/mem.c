@@ -193,7 +193,7 @@ snlvk_status vk_buf_alloc(snlvk_context *ctx, VkDeviceSize size, vk_buf *out)
     }
     out->buffer = b->buffer;
     out->offset = off;
-    out->size = want;
+    out->size = (want + 15) / 16 * 16; /* whole vec4s: kernels may access a tensor as vec4 */
     out->block = b;
     out->mapped = b->mapped ? (char *)b->mapped + off : NULL;
     return vk_buf_fill(ctx, out, 0);

@@ -35,7 +35,8 @@ static snlvk_status create_pipeline(snlvk_context *ctx, const vk_pipeline_desc *
     for (size_t i = 0; i < nb; i++) {
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = (uint32_t)i,
-            .descriptorType = d->bindings[i] == VK_BIND_TEXEL ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+            .descriptorType = d->bindings[i] == VK_BIND_TEXEL || d->bindings[i] == VK_BIND_TEXEL4
+                                  ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
                                                               : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};

@@ -185,10 +185,15 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
                                       .dstSet = set,
                                       .dstBinding = (uint32_t)i,
                                       .descriptorCount = 1};
-        if (p->bindings[i] == VK_BIND_TEXEL) {
-            if (size / 4 > ctx->max_texel_elements)
+        if (p->bindings[i] == VK_BIND_TEXEL || p->bindings[i] == VK_BIND_TEXEL4) {
+            const int vec4 = p->bindings[i] == VK_BIND_TEXEL4;
+            const VkDeviceSize texel = vec4 ? 16 : 4;
+            if (vec4 && size % 16)
+                return snlvk_fail(SNLVK_E_INVALID, "internal: vec4 texel binding %d of %llu bytes is not whole vec4s", i,
+                                  (unsigned long long)size);
+            if (size / texel > ctx->max_texel_elements)
                 return snlvk_fail(SNLVK_E_UNSUPPORTED, "a tensor of %llu floats exceeds %s's texel-buffer limit of %u",
-                                  (unsigned long long)(size / 4), ctx->info.name, ctx->max_texel_elements);
+                                  (unsigned long long)(size / texel), ctx->info.name, ctx->max_texel_elements);
             if ((b->offset + off) % ctx->props.limits.minTexelBufferOffsetAlignment)
                 return snlvk_fail(SNLVK_E_INVALID, "internal: texel binding %d offset is not aligned", i);
             if (s->n_views == s->cap_views) {
@@ -200,9 +205,9 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
             }
             VkBufferViewCreateInfo vi = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
                                          .buffer = b->buffer,
-                                         .format = VK_FORMAT_R32_SFLOAT,
+                                         .format = vec4 ? VK_FORMAT_R32G32B32A32_SFLOAT : VK_FORMAT_R32_SFLOAT,
                                          .offset = b->offset + off,
-                                         .range = size / 4 * 4};
+                                         .range = size / texel * texel};
             VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, &views[i]));
             s->views[s->n_views++] = views[i]; /* destroyed with the recording */
             w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;

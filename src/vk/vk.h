@@ -31,7 +31,9 @@ typedef struct vk_buf {
 } vk_buf;
 
 /* ---- pipelines ---- */
-enum { VK_BIND_STORAGE = 's', VK_BIND_TEXEL = 't' };
+/* 't': an R32F texel view (one float per texel), 'T': an RGBA32F view (a vec4 per texel;
+ * the range must be whole vec4s, which every vk_buf_alloc size is) */
+enum { VK_BIND_STORAGE = 's', VK_BIND_TEXEL = 't', VK_BIND_TEXEL4 = 'T' };
 
 typedef struct vk_shader {
     const char *name;

@@ -385,7 +385,7 @@ int ref_topk_correct(const double *z, const int *labels, int N, int classes, int
         const double v = z[(long)n * classes + labels[n]];
         int greater = 0;
         for (int i = 0; i < classes; i++)
-            if (z[(long)n * classes + i] > v) greater++;
+            if (z[(long)n * classes + i] > v || isnan(z[(long)n * classes + i]) || isnan(v)) greater++;
         if (greater < k) correct++;
     }
     return correct;

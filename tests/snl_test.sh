@@ -1,0 +1,84 @@
+#!/bin/sh
+# `snlvk train --stage all` end to end on a slice of Fashion-MNIST: pretrain, one mask
+# phase for two budgets, binarize, fine-tune, the random-mask baseline at one budget,
+# and every promised output; `snlvk eval` on a result reports the summary's accuracy and
+# ReLU count; bad SNL options fail with a clear message.
+SNLVK="$1"
+PY=${SNLVK_PYTHON:-/usr/bin/python3}
+pass=0
+fail=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+ok() { pass=$((pass + 1)); echo "ok   $1"; }
+bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -f "$tmp/out" ] && sed 's/^/     /' "$tmp/out" | tail -30; }
+
+DATA="--data-limit 512 --test-limit 256 --batch 64 --seed 5"
+if "$SNLVK" train $DATA --epochs 1 --relu-budget 20000,4000 --lambda auto --target-mask-epochs 3 --check-every 2 \
+    --mask-lr 0.05 --finetune-epochs 1 --random-budget 4000 --out "$tmp/run" >"$tmp/out" 2>&1; then
+    ok stage-all
+else
+    bad stage-all
+fi
+missing=""
+for f in pretrain-best.safetensors mask-20000.safetensors mask-4000.safetensors snl-20000.safetensors \
+         snl-4000.safetensors random-4000.safetensors relus-20000.json relus-4000.json relus-random-4000.json \
+         summary.json pareto.svg log.jsonl; do
+    [ -s "$tmp/run/$f" ] || missing="$missing $f"
+done
+[ -z "$missing" ] && ok outputs || { echo "missing:$missing" >>"$tmp/out"; bad outputs; }
+ls "$tmp/run/snl-20000.safetensors.json" >/dev/null 2>&1 && bad no-stray-files || ok no-stray-files
+
+# the summary: both budgets met and their ReLU counts within the budgets, one random row
+if "$PY" - "$tmp/run/summary.json" >>"$tmp/out" 2>&1 <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+snl = [r for r in s["results"] if r["method"] == "snl"]
+rnd = [r for r in s["results"] if r["method"] == "random"]
+assert [r["budget"] for r in snl] == [20000, 4000], snl
+assert all(r["met"] and r["relus"] <= r["budget"] for r in snl), snl
+assert [(r["budget"], r["relus"]) for r in rnd] == [(4000, 4000)], rnd
+for r in s["results"]:
+    for k in ("acc_soft", "acc_binarized", "acc_finetuned"):
+        assert 0 <= r[k] <= 1, (k, r)
+PYEOF
+then ok summary; else bad summary; fi
+
+# snlvk eval of the 4000 result: the same top-1 and ReLU count as the summary
+"$SNLVK" eval --ckpt "$tmp/run/snl-4000.safetensors" --test-limit 256 --json >"$tmp/eval.txt" 2>"$tmp/out"
+if "$PY" - "$tmp/run/summary.json" "$tmp/eval.txt" >>"$tmp/out" 2>&1 <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))
+r = [r for r in s["results"] if r["method"] == "snl" and r["budget"] == 4000][0]
+e = json.loads(open(sys.argv[2]).read().strip().splitlines()[-1])
+assert e["relus"] == r["relus"], (e, r)
+assert abs(e["top1"] - r["acc_finetuned"]) < 0.5 / 256, (e, r)
+PYEOF
+then ok eval-matches-summary; else bad eval-matches-summary; fi
+
+# the fine-tune stage alone from a mask snapshot, with exactly the budget kept
+if "$SNLVK" train $DATA --stage finetune --init "$tmp/run/mask-4000.safetensors" --relu-budget 4000 --exact-budget \
+    --finetune-epochs 1 --out "$tmp/ft" >"$tmp/out" 2>&1 &&
+   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; assert r['relus']==4000, r" \
+    "$tmp/ft/summary.json" >>"$tmp/out" 2>&1; then
+    ok finetune-exact-budget
+else
+    bad finetune-exact-budget
+fi
+
+# bad SNL options
+"$SNLVK" train $DATA --stage mask --init "$tmp/run/pretrain-best.safetensors" --relu-budget 999999999 \
+    --out "$tmp/x" >"$tmp/out" 2>&1
+[ $? -eq 1 ] && grep -q "is not below the model's 56448 ReLUs" "$tmp/out" && ok budget-too-large || bad budget-too-large
+"$SNLVK" train $DATA --stage finetune --init "$tmp/run/mask-4000.safetensors" --relu-budget 4000 \
+    --random-budget 1234 --out "$tmp/x" >"$tmp/out" 2>&1
+[ $? -eq 1 ] && grep -q "1234 is not one of --relu-budget" "$tmp/out" && ok random-budget-not-a-budget \
+    || bad random-budget-not-a-budget
+"$SNLVK" train $DATA --stage mask --relu-budget 4000 --out "$tmp/x" >"$tmp/out" 2>&1
+[ $? -eq 1 ] && grep -q "needs --init" "$tmp/out" && ok mask-needs-init || bad mask-needs-init
+"$SNLVK" train $DATA --stage mask --init "$tmp/run/pretrain-best.safetensors" --lambda fast --relu-budget 4000 \
+    --out "$tmp/x" >"$tmp/out" 2>&1
+[ $? -eq 1 ] && grep -q "\-\-lambda 'fast'" "$tmp/out" && ok bad-lambda || bad bad-lambda
+ls "$tmp"/*/*.tmp.* >/dev/null 2>&1 && bad no-temp-files-left || ok no-temp-files-left
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
