@@ -37,11 +37,16 @@ typedef struct plane_grid {
     uint32_t wg, gx, gz;
 } plane_grid;
 
+/* The vec4 kernels (bn_forward4, bn_backward4, bn_reduce VEC 4) when a channel's plane is
+ * whole vec4s. */
+static int bn_vec4(const bn_shape *s) { return (s->h * s->w) % 4 == 0; }
+
+/* x strides over a plane (in vec4s when bn_vec4), y = channel, z strides over the batch */
 static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, plane_grid *g)
 {
     if (s->c > ctx->props.limits.maxComputeWorkGroupCount[1])
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
-    uint32_t hw = s->h * s->w, wg = 16;
+    uint32_t hw = bn_vec4(s) ? s->h * s->w / 4 : s->h * s->w, wg = 16;
     while (wg < hw && wg < 256) wg *= 2;
     g->wg = wg;
     g->gx = vk_div_up(hw, wg);
@@ -59,8 +64,13 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
 {
     if (s->c > ctx->props.limits.maxComputeWorkGroupCount[0])
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
-    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = "ttssss", .push_size = sizeof *p, .n_spec = 1,
-                          .spec = {mode}, .local_size = {BN_RED_WG, 1, 1}};
+    /* H*W a multiple of 4: read a vec4 per fetch (p.hw then counts vec4s) */
+    const int v4 = bn_vec4(s);
+    bn_reduce_push pv = *p;
+    pv.hw = v4 ? p->hw / 4 : p->hw;
+    p = &pv;
+    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = v4 ? "TTssss" : "ttssss", .push_size = sizeof *p,
+                          .n_spec = 2, .spec = {mode, v4 ? 4u : 1u}, .local_size = {BN_RED_WG, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[6] = {vk_bind(a), vk_bind(b ? b : a), vk_bind(o0), vk_bind(o1 ? o1 : o0),
@@ -74,8 +84,10 @@ static snlvk_status forward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, ui
 {
     plane_grid g = {0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
-    bn_forward_push p = {s->n, s->c, s->h * s->w, (gamma ? 1u : 0u) | (beta ? 2u : 0u), eps};
-    vk_pipeline_desc d = {.shader = "bn_forward", .bindings = "ttttts", .push_size = sizeof p, .n_spec = 1,
+    const int v4 = bn_vec4(s);
+    bn_forward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, (gamma ? 1u : 0u) | (beta ? 2u : 0u), eps};
+    vk_pipeline_desc d = {.shader = v4 ? "bn_forward4" : "bn_forward", .bindings = v4 ? "Ttttts" : "ttttts",
+                          .push_size = sizeof p, .n_spec = 1,
                           .spec = {eval}, .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
@@ -141,8 +153,11 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
 
     plane_grid g = {0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
-    bn_backward_push p = {s->n, s->c, s->h * s->w, gamma ? 1u : 0u, (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx};
-    vk_pipeline_desc d = {.shader = "bn_backward", .bindings = "ttttttts", .push_size = sizeof p,
+    const int v4 = bn_vec4(s);
+    bn_backward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, gamma ? 1u : 0u,
+                          (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx};
+    vk_pipeline_desc d = {.shader = v4 ? "bn_backward4" : "bn_backward", .bindings = v4 ? "TTttttts" : "ttttttts",
+                          .push_size = sizeof p,
                           .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
