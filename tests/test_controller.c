@@ -78,8 +78,33 @@ static void lambda_cap(void)
     CHECK(fabs(a.lambda - SNL_LAMBDA_MAX) < 1e-9 && !a.grew, "auto rule: lambda %g (cap %g)", a.lambda, SNL_LAMBDA_MAX);
 }
 
+/* the hold: no lambda change and a flat plan until masks can cross the threshold */
+static void hold(void)
+{
+    snl_controller c;
+    snl_controller_init(&c, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 3);
+    snl_controller_hold(&c, 1.5);
+    CHECK(c.target_epochs == 3, "target %d moved though it lies past the hold", c.target_epochs);
+    CHECK(fabs(snl_controller_planned(&c, 1.0) - 10000) < 1e-6, "plan moved within the hold");
+    CHECK(fabs(snl_controller_planned(&c, 3.0) - 100) < 1e-6, "plan does not end at the budget");
+    CHECK(fabs(snl_controller_planned(&c, 2.25) - 1000) < 1e-6, "plan after the hold is not geometric: %g",
+          snl_controller_planned(&c, 2.25));
+    snl_controller_check(&c, 10000, 0.5);
+    snl_controller_epoch(&c, 10000);
+    CHECK(c.lambda == 1e-4 && !c.grew, "lambda moved within the hold: %g", c.lambda);
+    snl_controller_epoch(&c, 10000); /* epoch 2: behind the plan */
+    CHECK(c.lambda > 1e-4 && c.grew, "lambda did not grow after the hold");
+    /* only the time past the hold counts: at most 4^(2 - 1.5) = 2x */
+    CHECK(c.lambda <= 2e-4 * 1.0001, "lambda grew %g x over half an epoch", c.lambda / 1e-4);
+    snl_controller d;
+    snl_controller_init(&d, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 2);
+    snl_controller_hold(&d, 2.5);
+    CHECK(d.target_epochs == 4, "a target inside the hold became %d, expected 4", d.target_epochs);
+}
+
 int main(void)
 {
+    hold();
     lambda_cap();
     fixed_rule();
     epoch_cap();

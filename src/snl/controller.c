@@ -16,13 +16,21 @@ void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda,
     c->target_epochs = target_epochs > 0 ? target_epochs : 10;
     c->grew = 0;
     c->last_progress = 0;
+    c->hold = 0;
+}
+
+void snl_controller_hold(snl_controller *c, double epochs)
+{
+    c->hold = epochs > 0 ? epochs : 0;
+    if (c->target_epochs < c->hold + 1) c->target_epochs = (int)ceil(c->hold + 1);
 }
 
 double snl_controller_planned(const snl_controller *c, double progress)
 {
     double s = (double)c->start_count, b = c->budget > 0 ? (double)c->budget : 1.0;
     if (s <= b) return b;
-    double f = progress / c->target_epochs;
+    if (progress <= c->hold) return s;
+    double f = (progress - c->hold) / (c->target_epochs - c->hold);
     if (f > 1) f = 1;
     /* geometric: the same fraction of ReLUs goes each epoch */
     return s * pow(b / s, f);
@@ -33,9 +41,15 @@ double snl_controller_planned(const snl_controller *c, double progress)
  * update. */
 static void adapt(snl_controller *c, uint64_t count, double progress)
 {
+    if (progress <= c->hold) {
+        /* nothing can have crossed the threshold yet: the count says nothing of lambda */
+        c->last_progress = progress;
+        c->grew = 0;
+        return;
+    }
     double planned = snl_controller_planned(c, progress);
     double lag = log((double)(count ? count : 1) / planned); /* > 0: behind the plan */
-    double dt = progress - c->last_progress;
+    double dt = progress - (c->last_progress > c->hold ? c->last_progress : c->hold);
     if (dt > 1) dt = 1;
     if (dt < 0) dt = 0;
     c->last_progress = progress;

@@ -10,7 +10,13 @@
  * tracks that path: behind the plan, lambda grows (faster the further behind); ahead of
  * it, lambda shrinks. The change is a rate per epoch: a check after a fraction f of an
  * epoch moves lambda by the f-th power of the per-epoch factor, so --check-every changes
- * how smoothly lambda follows the plan, not how fast. */
+ * how smoothly lambda follows the plan, not how fast.
+ *
+ * Adam moves a mask by at most about its learning rate per step, so no mask can fall
+ * from 1 below the threshold in fewer than (1 - threshold) / lr steps: for that long
+ * ("hold", in epochs) the count cannot move whatever lambda is. The auto plan keeps the
+ * starting count until then and lambda is left alone; the geometric path runs from the
+ * end of the hold to the target. */
 #ifndef SNLVK_SNL_CONTROLLER_H
 #define SNLVK_SNL_CONTROLLER_H
 
@@ -33,10 +39,13 @@ typedef struct snl_controller {
     int target_epochs;      /* auto: planned length of the phase */
     int grew;               /* lambda was raised at the last update */
     double last_progress;   /* auto: epochs seen at the last update */
+    double hold;            /* auto: epochs before any mask can cross the threshold */
 } snl_controller;
 
 void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
                          uint64_t start_count, int max_epochs, int target_epochs);
+/* Sets the hold (see above); a target within it moves to one epoch past it. */
+void snl_controller_hold(snl_controller *c, double epochs);
 /* The count the plan expects after `progress` epochs (fractional for mid-epoch checks). */
 double snl_controller_planned(const snl_controller *c, double progress);
 /* A mid-epoch check (auto rule; the fixed rule ignores it): `progress` in epochs. */

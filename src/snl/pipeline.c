@@ -226,16 +226,22 @@ snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *given, cons
             cb->message(cb->user, "quick defaults (pass --epochs or --data-limit to choose): the first 20000 training "
                                   "images, 3 pretraining epochs, cosine schedule");
         if (all) {
+            /* Adam moves a mask by at most about the learning rate per step, so the mask
+             * phase needs (1 - threshold) / mask_lr steps at least: batch 64 doubles the
+             * steps per image, and 3e-3 (3x the reference) keeps Adam's oscillation of
+             * masks around 0 (about 2.5 x lr) below the 1e-2 threshold. */
+            if (given->batch == def.batch) quick.batch = 64;
             if (strcmp(given->lambda, def.lambda) == 0) quick.lambda = "auto";
             if (given->target_mask_epochs == def.target_mask_epochs) quick.target_mask_epochs = 2;
             if (given->check_every == def.check_every) quick.check_every = 10;
-            if (given->mask_lr == def.mask_lr) quick.mask_lr = 1e-2;
+            if (given->mask_lr == def.mask_lr) quick.mask_lr = 3e-3;
             if (given->finetune_epochs == def.finetune_epochs) quick.finetune_epochs = 1;
             if (cb && cb->message) {
                 char line[512];
-                snprintf(line, sizeof line, "quick SNL defaults: --relu-budget %s --lambda %s --target-mask-epochs %d "
-                         "--check-every %d --mask-lr %g --finetune-epochs %d", quick.relu_budget, quick.lambda,
-                         quick.target_mask_epochs, quick.check_every, quick.mask_lr, quick.finetune_epochs);
+                snprintf(line, sizeof line, "quick SNL defaults: --batch %d --relu-budget %s --lambda %s "
+                         "--target-mask-epochs %d --check-every %d --mask-lr %g --finetune-epochs %d", quick.batch,
+                         quick.relu_budget, quick.lambda, quick.target_mask_epochs, quick.check_every, quick.mask_lr,
+                         quick.finetune_epochs);
                 cb->message(cb->user, line);
             }
         }

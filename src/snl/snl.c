@@ -72,17 +72,22 @@ static snlvk_status parse_budgets(const char *spec, uint64_t total, uint64_t *ou
     return SNLVK_OK;
 }
 
-/* sum |c| over every mask (read back once per epoch for the log) */
-static snlvk_status mask_l1(nn_model *m, double *out)
+/* Reads every mask back: sum |c| (for the log) and the smallest value above the
+ * threshold (0 when none). */
+static snlvk_status mask_stats(nn_model *m, double threshold, double *l1, double *lowest)
 {
-    *out = 0;
+    *l1 = 0;
+    *lowest = 0;
     for (int i = 0; i < m->n_params; i++) {
         nn_param *p = &m->params[i];
         if (p->kind != NN_PARAM_MASK) continue;
         float *h = malloc((size_t)p->numel * 4);
         if (!h) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
         snlvk_status s = vk_buf_read(m->ctx, &p->value, 0, h, (size_t)p->numel * 4);
-        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) *out += fabs(h[j]);
+        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) {
+            *l1 += fabs(h[j]);
+            if (h[j] > threshold && (*lowest == 0 || h[j] < *lowest)) *lowest = h[j];
+        }
         free(h);
         SNLVK_TRY(s);
     }
@@ -93,7 +98,8 @@ static snlvk_status mask_l1(nn_model *m, double *out)
  * like a met budget: this is checked before any budget counts as met. */
 static snlvk_status masks_finite(snl_state *st, double *l1)
 {
-    SNLVK_TRY(mask_l1(st->m, l1));
+    double lowest;
+    SNLVK_TRY(mask_stats(st->m, st->r->o->threshold, l1, &lowest));
     if (!isfinite(*l1))
         return snlvk_fail(SNLVK_E_NONFINITE, "mask: the masks became non-finite (lambda %.3g); lower --mask-lr or "
                           "--lambda", st->ctl.lambda);
@@ -240,6 +246,23 @@ static snlvk_status mask_phase(snl_state *st)
     }
     snl_controller_init(&st->ctl, is_auto ? SNL_LAMBDA_AUTO : SNL_LAMBDA_FIXED, lambda, o->kappa,
                         st->budgets[st->n_budgets - 1], st->total, o->max_mask_epochs, o->target_mask_epochs);
+    if (is_auto && o->mask_lr > 0) {
+        /* no mask crosses the threshold before Adam (about lr per step) has carried the
+         * lowest mask above it down to it */
+        double l1, lowest;
+        SNLVK_TRY(mask_stats(st->m, o->threshold, &l1, &lowest));
+        double steps = (lowest - o->threshold) / o->mask_lr;
+        long per_epoch = snlvk_loader_batches_per_epoch(r->train_loader);
+        int target = st->ctl.target_epochs;
+        if (steps > 0 && per_epoch > 0) snl_controller_hold(&st->ctl, steps / (double)per_epoch);
+        if (st->ctl.hold > 0)
+            run_say(r, "mask: no mask can cross the threshold in the first %.0f steps (%.2f epochs) at --mask-lr %g; "
+                       "the plan starts there%s", steps, st->ctl.hold, o->mask_lr,
+                    st->ctl.target_epochs != target ? ", and the target moves past it" : "");
+        if (st->ctl.target_epochs != target)
+            run_say(r, "mask: --target-mask-epochs %d is within that wait: planning for %d epochs", target,
+                    st->ctl.target_epochs);
+    }
     run_say(r, "mask: Adam lr %g on weights and masks, CE%s + lambda*sum|c|, lambda %s %.3g, kappa %g, threshold %g, "
                "budgets:", o->mask_lr, st->teacher ? " + KD (T=4)" : "", is_auto ? "auto from" : "", lambda, o->kappa,
             o->threshold);
@@ -303,9 +326,10 @@ static snlvk_status mask_phase(snl_state *st)
                  epoch + 1, lambda_used, (unsigned long long)st->count, stages, loss, train_ce, train_kd,
                  lambda_used * l1, l1, acc, te_loss, te_acc, secs);
         run_log(r, line);
-        run_say(r, "mask epoch %d: lambda %.3g  ReLUs %llu (%.2f%%)  train loss %.4f acc %.4f  test acc %.4f  %.1fs",
+        run_say(r, "mask epoch %d: lambda %.3g  ReLUs %llu (%.2f%%) {%s}  CE %.4f KD %.4f lasso %.4f  "
+                   "train acc %.4f  test acc %.4f  %.1fs",
                 epoch + 1, lambda_used, (unsigned long long)st->count, 100.0 * (double)st->count / (double)st->total,
-                loss, acc, te_acc, secs);
+                stages, train_ce, train_kd, lambda_used * l1, acc, te_acc, secs);
         t->sp.snl_lambda = (float)st->ctl.lambda;
         if (stop) break;
     }
