@@ -37,11 +37,9 @@ snlvk_status snlvk_eval(snlvk_context *ctx, const snlvk_eval_opts *o, const snlv
     r.cb = cb;
     const char *dir = o->data_dir ? o->data_dir : dataset_default_dir(dataset);
     snlvk_status s = snlvk_dataset_load(dataset, dir, 0, o->test_limit, 0, &r.test);
-    /* the model is sized by the test split */
-    if (s == SNLVK_OK) r.train = r.test, r.train.images = NULL, r.train.labels = NULL;
     nn_model *m = NULL;
     nn_trainer *t = NULL;
-    if (s == SNLVK_OK) s = run_open_model(&r, &m);
+    if (s == SNLVK_OK) s = run_open_model(&r, &r.test, &m);
     if (s == SNLVK_OK) s = nn_model_init(m, 1);
     if (s == SNLVK_OK) s = ckpt_load(m, o->checkpoint, NULL, 0);
     nn_trainer_opts tro = {.optimizer = NN_SGD};

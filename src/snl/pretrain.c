@@ -13,12 +13,12 @@ int run_default_epochs(const char *dataset)
     return 160; /* the reference's CIFAR schedule */
 }
 
-snlvk_status run_open_model(run *r, nn_model **out)
+snlvk_status run_open_model(run *r, const snlvk_dataset *shape, nn_model **out)
 {
     const snlvk_train_opts *o = r->o;
     nn_granularity g = strcmp(o->granularity, "channel") == 0 ? NN_CHANNEL : NN_PIXEL;
-    return nn_model_create(r->ctx, o->model, (uint32_t)o->batch, (uint32_t)r->train.c, (uint32_t)r->train.h,
-                           (uint32_t)r->train.w, (uint32_t)r->train.classes, g, out);
+    return nn_model_create(r->ctx, o->model, (uint32_t)o->batch, (uint32_t)shape->c, (uint32_t)shape->h,
+                           (uint32_t)shape->w, (uint32_t)shape->classes, g, out);
 }
 
 static snlvk_status save(run *r, nn_model *m, const char *name, int epoch, double best_acc, int with_optim)
@@ -39,7 +39,7 @@ snlvk_status run_pretrain(run *r, const char *prefix)
     int epochs = o->epochs > 0 ? o->epochs : run_default_epochs(o->dataset);
     nn_model *m = NULL;
     nn_trainer *t = NULL;
-    snlvk_status s = run_open_model(r, &m);
+    snlvk_status s = run_open_model(r, &r->train, &m);
     int start = 0;
     double best = -1;
     if (s == SNLVK_OK) s = nn_model_init(m, o->seed);

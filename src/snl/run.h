@@ -31,7 +31,8 @@ typedef snlvk_status (*run_step_hook)(run *r, nn_trainer *t, int epoch, long ste
 snlvk_status run_train_epoch(run *r, nn_trainer *t, const char *stage, int epoch, int epochs, run_step_hook hook,
                              void *hook_user, double *loss, double *acc);
 
-snlvk_status run_open_model(run *r, nn_model **out);
+/* A model for the run's options, sized by a split of the data (its image shape and classes). */
+snlvk_status run_open_model(run *r, const snlvk_dataset *shape, nn_model **out);
 /* Pretrains; checkpoints go to out_dir/<prefix>best and <prefix>last. */
 snlvk_status run_pretrain(run *r, const char *prefix);
 snlvk_status run_snl(run *r);

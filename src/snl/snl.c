@@ -554,10 +554,10 @@ snlvk_status run_snl(run *r)
             snprintf(st->init, sizeof st->init, "%s/pretrain-best.safetensors", o->out_dir);
         }
     }
-    if (s == SNLVK_OK) s = run_open_model(r, &st->m);
+    if (s == SNLVK_OK) s = run_open_model(r, &r->train, &st->m);
     if (s == SNLVK_OK) s = nn_model_init(st->m, o->seed);
     if (s == SNLVK_OK && !o->no_kd) {
-        s = run_open_model(r, &st->teacher);
+        s = run_open_model(r, &r->train, &st->teacher);
         if (s == SNLVK_OK) s = nn_model_init(st->teacher, o->seed);
     }
     const char *teacher_path = st->init;
