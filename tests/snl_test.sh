@@ -57,6 +57,26 @@ assert abs(e["top1"] - r["acc_finetuned"]) < 0.5 / 256, (e, r)
 PYEOF
 then ok eval-matches-summary; else bad eval-matches-summary; fi
 
+# --resume after a run killed in the fine-tune of its second budget: pretraining, the mask
+# phase and the first fine-tune are not run again, and the summary is what the whole run
+# gave (the kernels reduce in a fixed order, so the redone fine-tune is the same)
+cp -r "$tmp/run" "$tmp/resumed"
+rm -f "$tmp/resumed/snl-4000.safetensors" "$tmp/resumed/relus-4000.json" "$tmp/resumed/random-4000.safetensors" \
+      "$tmp/resumed/relus-random-4000.json" "$tmp/resumed/summary.json"
+if "$SNLVK" train $DATA --epochs 1 --relu-budget 20000,4000 --lambda auto --target-mask-epochs 4 --check-every 4 \
+    --mask-lr 0.02 --max-mask-epochs 12 --finetune-epochs 1 --random-budget 4000 --resume --out "$tmp/resumed" \
+    >"$tmp/out" 2>&1 &&
+   grep -q "resume: the mask phase finished before" "$tmp/out" &&
+   grep -q "resume: fine-tune 20000 finished before" "$tmp/out" &&
+   ! grep -q "^mask epoch" "$tmp/out" &&
+   "$PY" - "$tmp/run/summary.json" "$tmp/resumed/summary.json" >>"$tmp/out" 2>&1 <<'PYEOF'
+import json, sys
+a, b = (json.load(open(p)) for p in sys.argv[1:])
+strip = lambda rs: [{k: v for k, v in r.items() if k not in ("seconds", "checkpoint")} for r in rs]
+assert strip(a["results"]) == strip(b["results"]), (a["results"], b["results"])
+PYEOF
+then ok resume-stage-all; else bad resume-stage-all; fi
+
 # the fine-tune stage alone from a mask snapshot, with exactly the budget kept
 if "$SNLVK" train $DATA --stage finetune --init "$tmp/run/mask-4000.safetensors" --relu-budget 4000 --exact-budget \
     --finetune-epochs 1 --out "$tmp/ft" >"$tmp/out" 2>&1 &&

@@ -34,4 +34,7 @@ snlvk_status snlvk_atomic_write(const char *path, const void *data, size_t len);
  * (also when it already exists), or -1 with errno set. Sets no error message. */
 int snlvk_mkdirs(const char *dir);
 
+/* 1 when `path` exists and can be opened for reading. */
+int snlvk_file_exists(const char *path);
+
 #endif

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/atomic_file.h"
 #include "nn/checkpoint.h"
 #include "snl/run.h"
 
@@ -43,9 +44,12 @@ snlvk_status run_pretrain(run *r, const char *prefix)
     int start = 0;
     double best = -1;
     if (s == SNLVK_OK) s = nn_model_init(m, o->seed);
-    if (s == SNLVK_OK && o->resume) {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/%slast.safetensors", o->out_dir, prefix);
+    char last[1100];
+    snprintf(last, sizeof last, "%s/%slast.safetensors", o->out_dir, prefix);
+    const int have_last = o->resume && snlvk_file_exists(last);
+    if (o->resume && !have_last) run_say(r, "resume: no %s yet; pretraining starts from the beginning", last);
+    if (s == SNLVK_OK && have_last) {
+        const char *path = last;
         ckpt_meta meta;
         s = ckpt_load(m, path, &meta, 1);
         if (s == SNLVK_OK) {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/atomic_file.h"
 #include "nn/checkpoint.h"
 #include "ops/mask.h"
 #include "snl/controller.h"
@@ -129,6 +130,97 @@ static void fill_meta(const snl_state *st, ckpt_meta *meta, const char *stage)
     ckpt_meta_set(meta, "threshold", "%.9g", o->threshold);
 }
 
+/* A budget's result travels in the metadata of its checkpoints (mask-B, snl-B, random-B),
+ * so that --resume can skip what a killed run finished and still report it. */
+static void meta_put_result(ckpt_meta *meta, const snl_budget_result *br)
+{
+    ckpt_meta_set(meta, "budget", "%llu", (unsigned long long)br->budget);
+    ckpt_meta_set(meta, "met", "%d", br->met);
+    ckpt_meta_set(meta, "mask_epochs", "%.6f", br->mask_epochs);
+    ckpt_meta_set(meta, "lambda", "%.9g", br->lambda);
+    ckpt_meta_set(meta, "soft_count", "%llu", (unsigned long long)br->soft_count);
+    ckpt_meta_set(meta, "relus", "%llu", (unsigned long long)br->relus);
+    ckpt_meta_set(meta, "acc_soft", "%.9g", br->acc_soft);
+    ckpt_meta_set(meta, "acc_binarized", "%.9g", br->acc_binarized);
+    ckpt_meta_set(meta, "test_acc", "%.9g", br->acc_finetuned);
+    ckpt_meta_set(meta, "finetune_best_epoch", "%d", br->finetune_best_epoch);
+    ckpt_meta_set(meta, "seconds", "%.3f", br->seconds);
+}
+
+/* Reads a result back from `path`'s metadata; 0 when the file or a field is missing or
+ * the file is of another budget. */
+static int meta_get_result(const char *path, uint64_t budget, snl_budget_result *br)
+{
+    ckpt_meta meta;
+    int ndim;
+    uint32_t shape[4];
+    if (ckpt_peek(path, &meta, "conv1.weight", &ndim, shape) != SNLVK_OK) return 0;
+    static const char *keys[] = {"budget", "met", "mask_epochs", "lambda", "soft_count", "relus", "acc_soft",
+                                 "acc_binarized", "test_acc", "finetune_best_epoch", "seconds"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (!ckpt_meta_get(&meta, keys[i])) return 0;
+    if (strtoull(ckpt_meta_get(&meta, "budget"), NULL, 10) != budget) return 0;
+    br->budget = budget;
+    br->met = atoi(ckpt_meta_get(&meta, "met"));
+    br->mask_epochs = atof(ckpt_meta_get(&meta, "mask_epochs"));
+    br->lambda = atof(ckpt_meta_get(&meta, "lambda"));
+    br->soft_count = strtoull(ckpt_meta_get(&meta, "soft_count"), NULL, 10);
+    br->relus = strtoull(ckpt_meta_get(&meta, "relus"), NULL, 10);
+    br->acc_soft = atof(ckpt_meta_get(&meta, "acc_soft"));
+    br->acc_binarized = atof(ckpt_meta_get(&meta, "acc_binarized"));
+    br->acc_finetuned = atof(ckpt_meta_get(&meta, "test_acc"));
+    br->finetune_best_epoch = atoi(ckpt_meta_get(&meta, "finetune_best_epoch"));
+    br->seconds = atof(ckpt_meta_get(&meta, "seconds"));
+    return 1;
+}
+
+static void result_paths(const snl_state *st, const snl_budget_result *br, char *ckpt, char *table, size_t n)
+{
+    const char *dir = st->r->o->out_dir;
+    unsigned long long b = (unsigned long long)br->budget;
+    snprintf(ckpt, n, "%s/%s-%llu.safetensors", dir, br->random ? "random" : "snl", b);
+    snprintf(table, n, "%s/%s-%llu.json", dir, br->random ? "relus-random" : "relus", b);
+}
+
+/* --resume: a budget whose fine-tune (or random-mask training) finished before. Its
+ * per-site table is written last and removed when the fine-tune starts, so it marks a
+ * finished one. */
+static int finished_before(snl_state *st, snl_budget_result *br)
+{
+    char ckpt[1100], table[1100];
+    result_paths(st, br, ckpt, table, sizeof ckpt);
+    snl_budget_result got = *br;
+    if (!snlvk_file_exists(table) || !meta_get_result(ckpt, br->budget, &got)) return 0;
+    got.random = br->random;
+    snprintf(got.checkpoint, sizeof got.checkpoint, "%s", ckpt);
+    *br = got;
+    run_say(st->r, "resume: %s %llu finished before (%llu ReLUs, accuracy %.4f): %s",
+            br->random ? "random-mask" : "fine-tune", (unsigned long long)br->budget, (unsigned long long)br->relus,
+            br->acc_finetuned, ckpt);
+    return 1;
+}
+
+/* --resume: the mask phase finished before when every budget has its snapshot (the phase
+ * removes them when it starts); their results are read back. */
+static int mask_phase_finished(snl_state *st)
+{
+    snl_budget_result got[MAX_BUDGETS];
+    for (int i = 0; i < st->n_budgets; i++) {
+        char path[1100];
+        snapshot_path(st, st->budgets[i], path, sizeof path);
+        if (!meta_get_result(path, st->budgets[i], &got[i])) return 0;
+    }
+    for (int i = 0; i < st->n_budgets; i++) {
+        snl_budget_result *br = &st->res[i];
+        br->met = got[i].met;
+        br->mask_epochs = got[i].mask_epochs;
+        br->lambda = got[i].lambda;
+        br->soft_count = got[i].soft_count;
+        br->acc_soft = got[i].acc_soft;
+    }
+    return 1;
+}
+
 /* Saves the soft masks and weights for every budget the count now meets. */
 static snlvk_status take_snapshots(snl_state *st, double progress)
 {
@@ -151,9 +243,7 @@ static snlvk_status take_snapshots(snl_state *st, double progress)
         snapshot_path(st, br->budget, path, sizeof path);
         ckpt_meta meta;
         fill_meta(st, &meta, "mask");
-        ckpt_meta_set(&meta, "budget", "%llu", (unsigned long long)br->budget);
-        ckpt_meta_set(&meta, "mask_epochs", "%.4f", progress);
-        ckpt_meta_set(&meta, "lambda", "%.9g", st->ctl.lambda);
+        meta_put_result(&meta, br);
         SNLVK_TRY(ckpt_save(st->m, path, &meta, 0));
         run_say(st->r, "mask: budget %llu met after %.2f epochs (%llu ReLUs, lambda %.3g, soft-mask accuracy %.4f): %s",
                 (unsigned long long)br->budget, progress, (unsigned long long)st->count, st->ctl.lambda, br->acc_soft,
@@ -226,6 +316,11 @@ static snlvk_status mask_phase(snl_state *st)
 {
     run *r = st->r;
     const snlvk_train_opts *o = r->o;
+    for (int i = 0; i < st->n_budgets; i++) { /* no snapshot of an earlier phase may pass for this one's */
+        char path[1100];
+        snapshot_path(st, st->budgets[i], path, sizeof path);
+        remove(path);
+    }
     nn_trainer_opts to = {.optimizer = NN_ADAM, .train_masks = 1};
     SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &st->t));
     nn_trainer *t = st->t;
@@ -346,6 +441,7 @@ static snlvk_status mask_phase(snl_state *st)
         snapshot_path(st, br->budget, path, sizeof path);
         ckpt_meta meta;
         fill_meta(st, &meta, "mask");
+        meta_put_result(&meta, br);
         SNLVK_TRY(ckpt_save(st->m, path, &meta, 0));
         run_say(r, "mask: budget %llu NOT met after %d epochs (the cap); %llu ReLUs remain",
                 (unsigned long long)br->budget, st->ctl.epoch, (unsigned long long)st->count);
@@ -416,8 +512,9 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
                 tag, (unsigned long long)br->budget, (unsigned long long)br->relus, br->acc_binarized, br->acc_soft,
                 epochs);
     br->acc_finetuned = -1;
-    snprintf(br->checkpoint, sizeof br->checkpoint, "%s/%s-%llu.safetensors", o->out_dir,
-             br->random ? "random" : "snl", (unsigned long long)br->budget);
+    char table[1100];
+    result_paths(st, br, br->checkpoint, table, sizeof br->checkpoint);
+    remove(table); /* written again when this fine-tune finishes: the mark --resume looks for */
     for (int epoch = 0; epoch < epochs && s == SNLVK_OK; epoch++) {
         double e0 = run_now();
         double lr = run_lr("cosine", o->finetune_lr, epoch, epochs);
@@ -432,9 +529,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
             br->finetune_best_epoch = epoch + 1;
             ckpt_meta meta;
             fill_meta(st, &meta, br->random ? "random-mask" : "finetune");
-            ckpt_meta_set(&meta, "budget", "%llu", (unsigned long long)br->budget);
-            ckpt_meta_set(&meta, "relus", "%llu", (unsigned long long)br->relus);
-            ckpt_meta_set(&meta, "test_acc", "%.6f", te_acc);
+            meta_put_result(&meta, br);
             s = ckpt_save(st->m, br->checkpoint, &meta, 0);
         }
         char line[512];
@@ -454,15 +549,11 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
         br->acc_finetuned = br->acc_binarized;
         ckpt_meta meta;
         fill_meta(st, &meta, "finetune");
+        meta_put_result(&meta, br);
         s = ckpt_save(st->m, br->checkpoint, &meta, 0);
     }
     /* the per-site table of the result */
-    if (s == SNLVK_OK) {
-        char path[1100];
-        snprintf(path, sizeof path, "%s/%s-%llu.json", o->out_dir, br->random ? "relus-random" : "relus",
-                 (unsigned long long)br->budget);
-        s = snl_report_sites(r, st->m, st->site_counts, path);
-    }
+    if (s == SNLVK_OK) s = snl_report_sites(r, st->m, st->site_counts, table);
     nn_trainer_destroy(t);
     st->t = NULL;
     return s;
@@ -583,10 +674,17 @@ snlvk_status run_snl(run *r)
                 st->m->granularity == NN_CHANNEL ? "channel" : "pixel", st->teacher ? teacher_path : "none (--no-kd)");
     }
     int ft_epochs = o->finetune_epochs > 0 ? o->finetune_epochs : run_default_epochs(o->dataset);
-    if (s == SNLVK_OK && !finetune_only) s = mask_phase(st);
+    int mask_done = 0;
+    if (s == SNLVK_OK && !finetune_only && o->resume) {
+        mask_done = mask_phase_finished(st);
+        if (mask_done) run_say(r, "resume: the mask phase finished before; its snapshots are reused");
+        else run_say(r, "resume: the mask phase starts again from %s", st->init);
+    }
+    if (s == SNLVK_OK && !finetune_only && !mask_done) s = mask_phase(st);
     if (s == SNLVK_OK && strcmp(o->stage, "mask") != 0) {
         for (int i = 0; i < st->n_budgets && s == SNLVK_OK; i++) {
             snl_budget_result *br = &st->res[i];
+            if (o->resume && finished_before(st, br)) continue;
             double b0 = run_now();
             if (!finetune_only) {
                 char path[1100];
@@ -622,6 +720,10 @@ snlvk_status run_snl(run *r)
             memset(br, 0, sizeof *br);
             br->budget = st->budgets[i];
             br->random = 1;
+            if (o->resume && finished_before(st, br)) {
+                n_res++;
+                continue;
+            }
             /* as many epochs as SNL's mask phase and fine-tune took together */
             int epochs = (int)ceil(st->res[i].mask_epochs) + ft_epochs;
             double b0 = run_now();
