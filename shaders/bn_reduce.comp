@@ -11,14 +11,9 @@
 //                          the unbiased variance for the running one.
 // The mean is summed about a shift (the channel's first element) and the variance is
 // a second pass over (x - mean)^2, so a large mean costs no precision.
-// VEC 4 (H*W a multiple of 4): A and B are RGBA32F views and p.hw counts vec4s, so each
-// fetch brings four values of the channel (vectorized gathers on lavapipe); VEC 1: R32F
-// views, one value per fetch (the other lanes masked off).
 #include "common.glsl"
 
 layout(constant_id = 0) const uint MODE = 0;
-layout(constant_id = 1) const uint VEC = 1;
-const vec4 LANES = VEC == 4u ? vec4(1.0) : vec4(1.0, 0.0, 0.0, 0.0);
 
 layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
@@ -72,44 +67,40 @@ void walk_next(inout Walk w)
 }
 int walk_index(Walk w, uint ch) { return int((w.n * p.c + ch) * p.hw + w.i); }
 
-vec4 ld_a(int j) { return texelFetch(A, j) * LANES; }
-vec4 ld_b(int j) { return texelFetch(B, j) * LANES; }
-float hsum(vec4 v) { return dot(v, vec4(1.0)); }
-
 void main()
 {
     const uint ch = gl_WorkGroupID.x;
-    const float count = float(p.n) * float(p.hw) * float(VEC);
+    const float count = float(p.n) * float(p.hw);
     if (MODE == 0u) {
-        vec4 s = vec4(0.0);
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += ld_a(walk_index(w, ch));
-        const float tot = wg_sum(vec2(hsum(s), 0.0)).x;
+        float s = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x;
+        const float tot = wg_sum(vec2(s, 0.0)).x;
         if (gl_LocalInvocationID.x == 0u) out0[ch] = p.beta != 0.0 ? tot + p.beta * out0[ch] : tot;
     } else if (MODE == 1u) {
         const float mean = st0[ch], invstd = st1[ch];
-        vec4 sdy = vec4(0.0), sdyx = vec4(0.0);
+        float sdy = 0.0, sdyx = 0.0;
         for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
             const int j = walk_index(w, ch);
-            const vec4 dy = ld_a(j);
+            const float dy = texelFetch(A, j).x;
             sdy += dy;
-            sdyx += dy * (ld_b(j) - mean);
+            sdyx += dy * (texelFetch(B, j).x - mean);
         }
-        const vec2 tot = wg_sum(vec2(hsum(sdyx), hsum(sdy)));
+        const vec2 tot = wg_sum(vec2(sdyx, sdy));
         if (gl_LocalInvocationID.x == 0u) {
             out0[ch] = tot.x * invstd;
             out1[ch] = tot.y;
         }
     } else {
         const float shift = texelFetch(A, int(ch * p.hw)).x;
-        vec4 s = vec4(0.0);
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += ld_a(walk_index(w, ch)) - shift * LANES;
-        const float mean = shift + wg_sum(vec2(hsum(s), 0.0)).x / count;
-        vec4 sq = vec4(0.0);
+        float s = 0.0;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x - shift;
+        const float mean = shift + wg_sum(vec2(s, 0.0)).x / count;
+        float sq = 0.0;
         for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
-            const vec4 d = ld_a(walk_index(w, ch)) - mean * LANES;
+            const float d = texelFetch(A, walk_index(w, ch)).x - mean;
             sq += d * d;
         }
-        const float ssq = wg_sum(vec2(hsum(sq), 0.0)).x;
+        const float ssq = wg_sum(vec2(sq, 0.0)).x;
         if (gl_LocalInvocationID.x == 0u) {
             const float var = ssq / count;
             out0[ch] = mean;
