@@ -99,7 +99,7 @@ static void hold(void)
     snl_controller d;
     snl_controller_init(&d, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 2);
     snl_controller_hold(&d, 2.5);
-    CHECK(d.target_epochs == 4, "a target inside the hold became %d, expected 4", d.target_epochs);
+    CHECK(d.target_epochs == 3, "a target inside the hold became %d, expected 3", d.target_epochs);
 }
 
 int main(void)

@@ -22,7 +22,7 @@ void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda,
 void snl_controller_hold(snl_controller *c, double epochs)
 {
     c->hold = epochs > 0 ? epochs : 0;
-    if (c->target_epochs < c->hold + 1) c->target_epochs = (int)ceil(c->hold + 1);
+    if (c->target_epochs < c->hold + 0.5) c->target_epochs = (int)ceil(c->hold + 0.5);
 }
 
 double snl_controller_planned(const snl_controller *c, double progress)

@@ -44,7 +44,8 @@ typedef struct snl_controller {
 
 void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
                          uint64_t start_count, int max_epochs, int target_epochs);
-/* Sets the hold (see above); a target within it moves to one epoch past it. */
+/* Sets the hold (see above); a target less than half an epoch past it moves to the first
+ * whole epoch at least half an epoch past it. */
 void snl_controller_hold(snl_controller *c, double epochs);
 /* The count the plan expects after `progress` epochs (fractional for mid-epoch checks). */
 double snl_controller_planned(const snl_controller *c, double progress);

@@ -219,12 +219,17 @@ snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *given, cons
     int is_mnist = strcmp(given->dataset, "fashion-mnist") == 0 || strcmp(given->dataset, "mnist") == 0;
     int pretrain = strcmp(given->stage, "pretrain") == 0, all = strcmp(given->stage, "all") == 0;
     if (is_mnist && given->epochs == 0 && given->data_limit == 0 && !given->init && (pretrain || all)) {
-        quick.epochs = 3;
+        quick.epochs = all ? 2 : 3;
         quick.data_limit = 20000;
+        if (all && given->test_limit == 0) quick.test_limit = 5000;
         if (strcmp(given->schedule, def.schedule) == 0) quick.schedule = "cosine";
-        if (cb && cb->message)
-            cb->message(cb->user, "quick defaults (pass --epochs or --data-limit to choose): the first 20000 training "
-                                  "images, 3 pretraining epochs, cosine schedule");
+        if (cb && cb->message) {
+            char line[256];
+            snprintf(line, sizeof line, "quick defaults (pass --epochs or --data-limit to choose): the first 20000 "
+                     "training images%s, %d pretraining epochs, cosine schedule",
+                     quick.test_limit == 5000 && given->test_limit == 0 ? " and 5000 test images" : "", quick.epochs);
+            cb->message(cb->user, line);
+        }
         if (all) {
             /* Adam moves a mask by at most about the learning rate per step, so the mask
              * phase needs (1 - threshold) / mask_lr steps at least: batch 64 doubles the
