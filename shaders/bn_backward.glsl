@@ -4,13 +4,7 @@
 // Grid: x strides over H*W, y = channel, z strides over the batch (no divisions, see bn_forward).
 // VEC4 1 (bn_vec4 on the host): H*W is a multiple of 4, the elementwise tensors are read
 // through RGBA32F views and written as vec4, and p.hw counts vec4s.
-#if VEC4
-#define ELEM vec4
-#define FETCH(t, i) texelFetch(t, i)
-#else
-#define ELEM float
-#define FETCH(t, i) texelFetch(t, i).x
-#endif
+#include "elem.glsl"
 #include "common.glsl"
 
 layout(binding = 0) uniform samplerBuffer DY;

@@ -5,13 +5,7 @@
 // uniform per workgroup and no invocation divides (integer division is scalarised on lavapipe).
 // VEC4 1 (bn_vec4 on the host): H*W is a multiple of 4, the elementwise tensors are read
 // through RGBA32F views and written as vec4, and p.hw counts vec4s.
-#if VEC4
-#define ELEM vec4
-#define FETCH(t, i) texelFetch(t, i)
-#else
-#define ELEM float
-#define FETCH(t, i) texelFetch(t, i).x
-#endif
+#include "elem.glsl"
 #include "common.glsl"
 
 layout(constant_id = 0) const uint EVAL = 0;

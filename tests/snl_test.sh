@@ -4,13 +4,7 @@
 # and every promised output; `snlvk eval` on a result reports the summary's accuracy and
 # ReLU count; bad SNL options fail with a clear message.
 SNLVK="$1"
-PY=${SNLVK_PYTHON:-/usr/bin/python3}
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -f "$tmp/out" ] && sed 's/^/     /' "$tmp/out" | tail -30; }
+. "$(dirname "$0")/lib.sh"
 
 # a short mask phase needs a large mask learning rate; Adam then moves masks near 0 by about
 # 2.5 x lr each step, so the threshold is raised above that
@@ -102,5 +96,4 @@ fi
 [ $? -eq 1 ] && grep -q "\-\-lambda 'fast'" "$tmp/out" && ok bad-lambda || bad bad-lambda
 ls "$tmp"/*/*.tmp.* >/dev/null 2>&1 && bad no-temp-files-left || ok no-temp-files-left
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -5,13 +5,7 @@
 #  - bad input fails with a clear message and exit 1, leaving no half-written file.
 SNLVK="$1"
 SRC="$2"
-PY=${SNLVK_PYTHON:-/usr/bin/python3}
-pass=0
-fail=0
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-ok() { pass=$((pass + 1)); echo "ok   $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL $1"; [ -f "$tmp/out" ] && sed 's/^/     /' "$tmp/out" | tail -20; }
+. "$(dirname "$0")/lib.sh"
 
 COMMON="--stage pretrain --data-limit 512 --test-limit 256 --batch 64 --seed 3 --schedule cosine"
 if "$SNLVK" train $COMMON --epochs 2 --out "$tmp/full" >"$tmp/out" 2>&1; then ok train-2-epochs; else bad train-2-epochs; fi
@@ -46,5 +40,4 @@ printf 'not a checkpoint' >"$tmp/bad.safetensors"
 [ $? -eq 1 ] && grep -q "loss became" "$tmp/out" && ok nonfinite-loss || bad nonfinite-loss
 ls "$tmp"/*/*.tmp.* >/dev/null 2>&1 && bad no-temp-files-left || ok no-temp-files-left
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish
