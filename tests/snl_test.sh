@@ -68,6 +68,8 @@ import json, sys
 a, b = (json.load(open(p)) for p in sys.argv[1:])
 strip = lambda rs: [{k: v for k, v in r.items() if k not in ("seconds", "checkpoint")} for r in rs]
 assert strip(a["results"]) == strip(b["results"]), (a["results"], b["results"])
+# the reused fine-tune reports the seconds its checkpoint recorded, not 0
+assert all(r["seconds"] > 0 for r in b["results"]), b["results"]
 PYEOF
 then ok resume-stage-all; else bad resume-stage-all; fi
 

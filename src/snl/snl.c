@@ -490,8 +490,9 @@ static snlvk_status binarize(snl_state *st, uint64_t budget)
     return s;
 }
 
-/* Fine-tune with frozen binary masks: SGD, cosine schedule, CE + KD; keeps the best epoch. */
-static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, const char *tag)
+/* Fine-tune with frozen binary masks: SGD, cosine schedule, CE + KD; keeps the best epoch.
+ * `t0`: when this budget's work began (its checkpoints record the seconds since). */
+static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, const char *tag, double t0)
 {
     run *r = st->r;
     const snlvk_train_opts *o = r->o;
@@ -529,6 +530,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
             br->finetune_best_epoch = epoch + 1;
             ckpt_meta meta;
             fill_meta(st, &meta, br->random ? "random-mask" : "finetune");
+            br->seconds = run_now() - t0;
             meta_put_result(&meta, br);
             s = ckpt_save(st->m, br->checkpoint, &meta, 0);
         }
@@ -549,6 +551,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
         br->acc_finetuned = br->acc_binarized;
         ckpt_meta meta;
         fill_meta(st, &meta, "finetune");
+        br->seconds = run_now() - t0;
         meta_put_result(&meta, br);
         s = ckpt_save(st->m, br->checkpoint, &meta, 0);
     }
@@ -693,7 +696,7 @@ snlvk_status run_snl(run *r)
             } else if (i > 0)
                 s = ckpt_load(st->m, st->init, NULL, 0);
             if (s == SNLVK_OK) s = binarize(st, br->budget);
-            if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, "finetune");
+            if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, "finetune", b0);
             br->seconds = run_now() - b0;
         }
     }
@@ -729,7 +732,7 @@ snlvk_status run_snl(run *r)
             double b0 = run_now();
             s = load_both(st, teacher_path);
             if (s == SNLVK_OK) s = random_masks(st, br->budget, o->seed + (uint64_t)i);
-            if (s == SNLVK_OK) s = finetune(st, br, epochs, "random-mask");
+            if (s == SNLVK_OK) s = finetune(st, br, epochs, "random-mask", b0);
             br->seconds = run_now() - b0;
             n_res++;
         }
