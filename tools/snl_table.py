@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Prints one table from the summary.json files of several `snlvk train` SNL runs (for
-example --lambda auto against a hand-tuned lambda, with the random-mask baseline):
+example --lambda auto against a hand-tuned lambda, with the random-mask and whole-layer
+baselines):
 per run and budget, the mask epochs, final lambda, ReLU count, accuracy with the soft
 masks, right after binarizing and after fine-tuning, and seconds.
 
@@ -25,9 +26,11 @@ def main():
         except (OSError, ValueError, KeyError) as e:
             sys.exit(f"{p}: not a snlvk summary.json ({e})")
         for r in results:
+            snl = r["method"] == "snl"  # a baseline has no mask phase: no mask epochs, lambda or soft masks
             rows.append([p.rsplit("/", 2)[-2] if "/" in p else p, s.get("lambda", "?"), r["method"], str(r["budget"]),
-                         str(r["relus"]), f'{r["mask_epochs"]:.2f}' + ("" if r["met"] else " (not met)"),
-                         f'{r["lambda"]:.3g}' if r["method"] == "snl" else "-", f'{100 * r["acc_soft"]:.2f}',
+                         str(r["relus"]),
+                         (f'{r["mask_epochs"]:.2f}' + ("" if r["met"] else " (not met)")) if snl else "-",
+                         f'{r["lambda"]:.3g}' if snl else "-", f'{100 * r["acc_soft"]:.2f}' if snl else "-",
                          f'{100 * r["acc_binarized"]:.2f}', f'{100 * r["acc_finetuned"]:.2f}', f'{r["seconds"]:.0f}'])
     if md:
         print("| " + " | ".join(cols) + " |")

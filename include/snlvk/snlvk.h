@@ -151,6 +151,8 @@ typedef struct snlvk_train_opts {
     int exact_budget;           /* keep exactly the B largest mask values instead of thresholding */
     int random_mask;            /* baseline: a random mask with exactly B ReLUs, same training cost */
     const char *random_budgets; /* the baseline at these budgets only (a subset of relu_budget); NULL: all */
+    const char *layer_budgets;  /* baseline: whole sites kept or linearized, at these budgets (a subset of
+                                   relu_budget), same training cost; NULL: none */
 } snlvk_train_opts;
 
 void snlvk_train_opts_default(snlvk_train_opts *o);

@@ -318,6 +318,7 @@ static int string_option(const char *a, const char *v, snlvk_train_opts *o)
         {"--schedule", offsetof(snlvk_train_opts, schedule)}, {"--granularity", offsetof(snlvk_train_opts, granularity)},
         {"--relu-budget", offsetof(snlvk_train_opts, relu_budget)},
         {"--random-budget", offsetof(snlvk_train_opts, random_budgets)}, {"--lambda", offsetof(snlvk_train_opts, lambda)},
+        {"--layer-budget", offsetof(snlvk_train_opts, layer_budgets)},
     };
     for (size_t i = 0; i < sizeof opts / sizeof *opts; i++)
         if (strcmp(a, opts[i].name) == 0) {
@@ -544,7 +545,7 @@ static const command commands[] = {
      "  SNL:      --relu-budget N|FRACTION[,N...] [--granularity pixel|channel] [--lambda X|auto] [--kappa X]\n"
      "            [--threshold X] [--max-mask-epochs N] [--target-mask-epochs N] [--mask-lr X] [--check-every K]\n"
      "            [--exact-budget] [--finetune-epochs N] [--finetune-lr X] [--kd-temperature X] [--no-kd] [--random-mask]\n"
-     "            [--random-budget N[,N...]]\n"
+     "            [--random-budget N[,N...]] [--layer-budget N[,N...]]\n"
      "            [--device N]",
      cmd_train},
     {"eval", "accuracy, loss and ReLUs per site of a checkpoint",

@@ -41,6 +41,8 @@ snlvk_status snl_report_sites(run *r, const nn_model *m, const uint64_t *kept, c
     return s;
 }
 
+const char *const snl_method_names[SNL_METHODS] = {"snl", "random", "layers"};
+
 typedef struct point { double x, y; } point;
 
 static int cmp_point(const void *a, const void *b)
@@ -50,25 +52,25 @@ static int cmp_point(const void *a, const void *b)
 }
 
 /* The Pareto plot: test accuracy after fine-tune (percent) against the ReLU count (log
- * x; 0 ReLUs drawn at 1) for SNL and the random-mask baseline, each sorted by ReLUs. */
+ * x; 0 ReLUs drawn at 1), a series per method, each sorted by ReLUs. */
 static snlvk_status pareto_plot(const char *path, const snl_budget_result *res, int n, const char *title)
 {
-    static const char *colors[2] = {"#1f77b4", "#d62728"};
-    static const char *names[2] = {"SNL", "random masks"};
+    static const char *colors[SNL_METHODS] = {"#1f77b4", "#d62728", "#2ca02c"};
+    static const char *names[SNL_METHODS] = {"SNL", "random masks", "whole layers"};
     size_t cap = n > 0 ? (size_t)n : 1;
     point *pts = malloc(cap * sizeof *pts);
-    double *xy = malloc(4 * cap * sizeof *xy); /* x and y of each series */
+    double *xy = malloc(2 * SNL_METHODS * cap * sizeof *xy); /* x and y of each series */
     if (!pts || !xy) {
         free(pts);
         free(xy);
         return snlvk_fail(SNLVK_E_OOM, "out of host memory");
     }
-    snlvk_svg_series series[2];
+    snlvk_svg_series series[SNL_METHODS];
     size_t n_series = 0;
-    for (int kind = 0; kind < 2; kind++) {
+    for (int kind = 0; kind < SNL_METHODS; kind++) {
         size_t k = 0;
         for (int i = 0; i < n; i++)
-            if (res[i].random == kind)
+            if ((int)res[i].method == kind)
                 pts[k++] = (point){(double)(res[i].relus ? res[i].relus : 1), 100.0 * res[i].acc_finetuned};
         if (!k) continue; /* an empty series stays out of the legend */
         qsort(pts, k, sizeof *pts, cmp_point);
@@ -102,16 +104,16 @@ snlvk_status snl_report_summary(run *r, const nn_model *m, const snl_budget_resu
                     o->lambda, o->kappa, o->threshold, o->exact_budget ? "true" : "false", seconds);
     for (int i = 0; i < n; i++) {
         const snl_budget_result *br = &res[i];
-        run_say(r, "%-8s %-7llu %9llu %11.2f %9.3g %9.4f %9.4f %9.4f %9.1f", br->random ? "random" : "SNL",
-                (unsigned long long)br->budget, (unsigned long long)br->relus, br->random ? 0.0 : br->mask_epochs,
-                br->random ? 0.0 : br->lambda, br->random ? 0.0 : br->acc_soft, br->acc_binarized, br->acc_finetuned,
-                br->seconds);
+        int snl = br->method == SNL_METHOD_SNL;
+        run_say(r, "%-8s %-7llu %9llu %11.2f %9.3g %9.4f %9.4f %9.4f %9.1f", snl_method_names[br->method],
+                (unsigned long long)br->budget, (unsigned long long)br->relus, snl ? br->mask_epochs : 0.0,
+                snl ? br->lambda : 0.0, snl ? br->acc_soft : 0.0, br->acc_binarized, br->acc_finetuned, br->seconds);
         snlvk_sb_printf(&b, "%s    {\"method\": \"%s\", \"budget\": %llu, \"met\": %s, \"relus\": %llu, "
                             "\"mask_epochs\": %.4f, \"lambda\": %.6g, \"soft_count\": %llu, \"acc_soft\": %.6f, "
                             "\"acc_binarized\": %.6f, \"acc_finetuned\": %.6f, \"finetune_best_epoch\": %d, "
                             "\"seconds\": %.1f, \"checkpoint\": \"%s\"}",
-                        i ? ",\n" : "", br->random ? "random" : "snl", (unsigned long long)br->budget,
-                        br->met || br->random ? "true" : "false", (unsigned long long)br->relus, br->mask_epochs,
+                        i ? ",\n" : "", snl_method_names[br->method], (unsigned long long)br->budget,
+                        br->met || !snl ? "true" : "false", (unsigned long long)br->relus, br->mask_epochs,
                         br->lambda, (unsigned long long)br->soft_count, br->acc_soft, br->acc_binarized,
                         br->acc_finetuned, br->finetune_best_epoch, br->seconds, br->checkpoint);
     }

@@ -6,6 +6,14 @@
 #include "nn/model.h"
 #include "snl/run.h"
 
+/* How a result's masks were chosen: SNL's mask phase, or one of the baselines trained
+ * as long as SNL's mask phase and fine-tune together (uniformly random ReLUs; whole
+ * sites kept or linearized). */
+typedef enum snl_method { SNL_METHOD_SNL, SNL_METHOD_RANDOM, SNL_METHOD_LAYERS, SNL_METHODS } snl_method;
+
+/* "snl", "random", "layers": the method in summary.json and the result files' names */
+extern const char *const snl_method_names[SNL_METHODS];
+
 typedef struct snl_budget_result {
     uint64_t budget;
     int met;                /* the mask phase reached the budget */
@@ -16,7 +24,7 @@ typedef struct snl_budget_result {
     double acc_soft, acc_binarized, acc_finetuned;
     int finetune_best_epoch;
     double seconds;
-    int random;             /* the random-mask baseline at this budget */
+    snl_method method;
     char checkpoint[512];
 } snl_budget_result;
 

@@ -27,7 +27,7 @@ typedef struct snl_state {
     uint64_t total;
     uint64_t budgets[MAX_BUDGETS];
     int n_budgets, next;            /* budgets sorted descending; next = first not yet met */
-    snl_budget_result res[MAX_BUDGETS];
+    snl_budget_result res[SNL_METHODS * MAX_BUDGETS]; /* SNL's, then the baselines' */
     uint64_t site_counts[MAX_SITES];
     uint64_t count;                 /* the latest total */
     double t0;
@@ -174,12 +174,18 @@ static int meta_get_result(const char *path, uint64_t budget, snl_budget_result 
     return 1;
 }
 
+/* The stage a result's training is logged and its checkpoint tagged under. */
+static const char *const method_stage[SNL_METHODS] = {"finetune", "random-mask", "whole-layers"};
+
+/* A result's checkpoint (<method>-B.safetensors) and per-site table (relus-B.json for
+ * SNL, relus-<method>-B.json for a baseline). */
 static void result_paths(const snl_state *st, const snl_budget_result *br, char *ckpt, char *table, size_t n)
 {
-    const char *dir = st->r->o->out_dir;
+    const char *dir = st->r->o->out_dir, *name = snl_method_names[br->method];
     unsigned long long b = (unsigned long long)br->budget;
-    snprintf(ckpt, n, "%s/%s-%llu.safetensors", dir, br->random ? "random" : "snl", b);
-    snprintf(table, n, "%s/%s-%llu.json", dir, br->random ? "relus-random" : "relus", b);
+    snprintf(ckpt, n, "%s/%s-%llu.safetensors", dir, name, b);
+    if (br->method == SNL_METHOD_SNL) snprintf(table, n, "%s/relus-%llu.json", dir, b);
+    else snprintf(table, n, "%s/relus-%s-%llu.json", dir, name, b);
 }
 
 /* --resume: a budget whose fine-tune (or random-mask training) finished before. Its
@@ -191,11 +197,11 @@ static int finished_before(snl_state *st, snl_budget_result *br)
     result_paths(st, br, ckpt, table, sizeof ckpt);
     snl_budget_result got = *br;
     if (!snlvk_file_exists(table) || !meta_get_result(ckpt, br->budget, &got)) return 0;
-    got.random = br->random;
+    got.method = br->method;
     snprintf(got.checkpoint, sizeof got.checkpoint, "%s", ckpt);
     *br = got;
     run_say(st->r, "resume: %s %llu finished before (%llu ReLUs, accuracy %.4f): %s",
-            br->random ? "random-mask" : "fine-tune", (unsigned long long)br->budget, (unsigned long long)br->relus,
+            method_stage[br->method], (unsigned long long)br->budget, (unsigned long long)br->relus,
             br->acc_finetuned, ckpt);
     return 1;
 }
@@ -490,10 +496,22 @@ static snlvk_status binarize(snl_state *st, uint64_t budget)
     return s;
 }
 
-/* Fine-tune with frozen binary masks: SGD, cosine schedule, CE + KD; keeps the best epoch.
- * `t0`: when this budget's work began (its checkpoints record the seconds since). */
-static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, const char *tag, double t0)
+/* Saves a budget's result: its checkpoint, with the result in the metadata. */
+static snlvk_status save_result(snl_state *st, snl_budget_result *br, double t0)
 {
+    ckpt_meta meta;
+    fill_meta(st, &meta, method_stage[br->method]);
+    br->seconds = run_now() - t0;
+    meta_put_result(&meta, br);
+    return ckpt_save(st->m, br->checkpoint, &meta, 0);
+}
+
+/* Fine-tune with frozen binary masks: SGD, cosine schedule, CE + KD; keeps the best epoch
+ * (for a baseline: its whole training). `t0`: when this budget's work began (its
+ * checkpoints record the seconds since). */
+static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, double t0)
+{
+    const char *tag = method_stage[br->method];
     run *r = st->r;
     const snlvk_train_opts *o = r->o;
     nn_trainer_opts to = {.optimizer = NN_SGD};
@@ -528,11 +546,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
         if (best) {
             br->acc_finetuned = te_acc;
             br->finetune_best_epoch = epoch + 1;
-            ckpt_meta meta;
-            fill_meta(st, &meta, br->random ? "random-mask" : "finetune");
-            br->seconds = run_now() - t0;
-            meta_put_result(&meta, br);
-            s = ckpt_save(st->m, br->checkpoint, &meta, 0);
+            s = save_result(st, br, t0);
         }
         char line[512];
         snprintf(line, sizeof line,
@@ -549,17 +563,26 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, c
     }
     if (epochs == 0 && s == SNLVK_OK) {
         br->acc_finetuned = br->acc_binarized;
-        ckpt_meta meta;
-        fill_meta(st, &meta, "finetune");
-        br->seconds = run_now() - t0;
-        meta_put_result(&meta, br);
-        s = ckpt_save(st->m, br->checkpoint, &meta, 0);
+        s = save_result(st, br, t0);
     }
     /* the per-site table of the result */
     if (s == SNLVK_OK) s = snl_report_sites(r, st->m, st->site_counts, table);
     nn_trainer_destroy(t);
     st->t = NULL;
     return s;
+}
+
+/* Uploads every site's mask from `all` (the sites' entries in order). */
+static snlvk_status write_masks(nn_model *m, const float *all)
+{
+    uint64_t base = 0;
+    for (int i = 0; i < m->n_ops; i++) {
+        if (m->ops[i].kind != NN_MRELU) continue;
+        nn_param *p = &m->params[m->ops[i].param[0]];
+        SNLVK_TRY(vk_buf_write(m->ctx, &p->value, 0, all + base, (size_t)p->numel * 4));
+        base += p->numel;
+    }
+    return SNLVK_OK;
 }
 
 /* A uniformly random binary mask with exactly `budget` ones over all mask entries. */
@@ -608,17 +631,63 @@ static snlvk_status random_masks(snl_state *st, uint64_t budget, uint64_t seed)
         kept += w;
         if (kept == budget) break;
     }
-    snlvk_status st2 = SNLVK_OK;
-    uint64_t base = 0;
-    for (int i = 0; i < m->n_ops && st2 == SNLVK_OK; i++) {
-        if (m->ops[i].kind != NN_MRELU) continue;
-        nn_param *p = &m->params[m->ops[i].param[0]];
-        st2 = vk_buf_write(m->ctx, &p->value, 0, all + base, (size_t)p->numel * 4);
-        base += p->numel;
-    }
+    snlvk_status st2 = write_masks(m, all);
     free(idx);
     free(all);
     return st2;
+}
+
+/* The whole-layer baseline: every ReLU site is kept whole (mask 1) or replaced by the
+ * identity (mask 0); of the sets of sites whose ReLUs fit the budget, one with the most
+ * ReLUs (an exact subset sum over the sites' sizes), the deeper sites first among equals. */
+static snlvk_status layer_masks(snl_state *st, uint64_t budget)
+{
+    nn_model *m = st->m;
+    uint64_t size[MAX_SITES], entries = 0;
+    int op_of[MAX_SITES], n = 0;
+    for (int i = 0; i < m->n_ops && n < MAX_SITES; i++)
+        if (m->ops[i].kind == NN_MRELU) {
+            const nn_tensor *x = &m->tensors[m->ops[i].in];
+            size[n] = (uint64_t)x->c * x->h * x->w;
+            op_of[n++] = i;
+            entries += m->params[m->ops[i].param[0]].numel;
+        }
+    /* via[j]: the site whose addition first reached j ReLUs (-1: unreached), sites taken
+     * from the deepest, so a sum is first reached by deep sites; the chain via[j],
+     * via[j - size] ... walks strictly shallower sites */
+    int16_t *via = malloc((size_t)(budget + 1) * sizeof *via);
+    float *all = calloc(entries ? entries : 1, sizeof *all);
+    if (!via || !all) {
+        free(via);
+        free(all);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    }
+    for (uint64_t j = 0; j <= budget; j++) via[j] = -1;
+    via[0] = (int16_t)n; /* reached by no site */
+    for (int k = n - 1; k >= 0; k--)
+        for (uint64_t j = budget; j >= size[k] && size[k] > 0; j--)
+            if (via[j] < 0 && via[j - size[k]] >= 0) via[j] = (int16_t)k;
+    uint64_t best = budget;
+    while (via[best] < 0) best--;
+    int keep[MAX_SITES] = {0};
+    for (uint64_t j = best; j > 0; j -= size[via[j]]) keep[via[j]] = 1;
+    uint64_t base = 0;
+    char kept_names[512] = "";
+    size_t len = 0;
+    for (int k = 0; k < n; k++) {
+        const nn_op *op = &m->ops[op_of[k]];
+        uint32_t numel = m->params[op->param[0]].numel;
+        for (uint32_t e = 0; e < numel; e++) all[base + e] = keep[k] ? 1.0f : 0.0f;
+        base += numel;
+        if (keep[k] && len < sizeof kept_names)
+            len += (size_t)snprintf(kept_names + len, sizeof kept_names - len, "%s%s", len ? ", " : "", op->site);
+    }
+    run_say(st->r, "whole-layers %llu: %llu ReLUs in the sites kept (%s); every other site is linear",
+            (unsigned long long)budget, (unsigned long long)best, len ? kept_names : "none");
+    free(via);
+    snlvk_status s = write_masks(m, all);
+    free(all);
+    return s;
 }
 
 static snlvk_status load_both(snl_state *st, const char *path)
@@ -696,45 +765,46 @@ snlvk_status run_snl(run *r)
             } else if (i > 0)
                 s = ckpt_load(st->m, st->init, NULL, 0);
             if (s == SNLVK_OK) s = binarize(st, br->budget);
-            if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, "finetune", b0);
+            if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, b0);
             br->seconds = run_now() - b0;
         }
     }
     int n_res = st->n_budgets;
-    /* the random-mask baseline: at every budget, or at those --random-budget names */
-    uint64_t rnd[MAX_BUDGETS];
-    int n_rnd = 0;
-    if (s == SNLVK_OK && o->random_budgets) {
-        s = parse_budgets(o->random_budgets, st->total, rnd, &n_rnd);
-        for (int j = 0; j < n_rnd && s == SNLVK_OK; j++) {
-            int found = 0;
-            for (int i = 0; i < st->n_budgets; i++) found |= rnd[j] == st->budgets[i];
-            if (!found)
-                s = snlvk_fail(SNLVK_E_INVALID, "--random-budget '%s': %llu is not one of --relu-budget '%s'",
-                               o->random_budgets, (unsigned long long)rnd[j], o->relu_budget);
+    /* the baselines, trained as many epochs as SNL's mask phase and fine-tune took together:
+     * random masks at every budget (--random-mask) or at those --random-budget names, whole
+     * layers at those --layer-budget names */
+    for (int method = SNL_METHOD_RANDOM; method < SNL_METHODS && s == SNLVK_OK; method++) {
+        const char *spec = method == SNL_METHOD_RANDOM ? o->random_budgets : o->layer_budgets;
+        const char *opt = method == SNL_METHOD_RANDOM ? "--random-budget" : "--layer-budget";
+        uint64_t want[MAX_BUDGETS];
+        int n_want = 0;
+        if (spec) s = parse_budgets(spec, st->total, want, &n_want);
+        else if (method == SNL_METHOD_RANDOM && o->random_mask) {
+            memcpy(want, st->budgets, sizeof want);
+            n_want = st->n_budgets;
         }
-    }
-    if (s == SNLVK_OK && (o->random_mask || o->random_budgets) && strcmp(o->stage, "mask") != 0) {
-        for (int i = 0; i < st->n_budgets && s == SNLVK_OK && n_res < MAX_BUDGETS; i++) {
-            int wanted = !o->random_budgets;
-            for (int j = 0; j < n_rnd; j++) wanted |= rnd[j] == st->budgets[i];
-            if (!wanted) continue;
-            snl_budget_result *br = &st->res[n_res];
-            memset(br, 0, sizeof *br);
-            br->budget = st->budgets[i];
-            br->random = 1;
-            if (o->resume && finished_before(st, br)) {
-                n_res++;
-                continue;
+        for (int j = 0; j < n_want && s == SNLVK_OK; j++) {
+            int i = 0;
+            while (i < st->n_budgets && st->budgets[i] != want[j]) i++;
+            if (i == st->n_budgets) {
+                s = snlvk_fail(SNLVK_E_INVALID, "%s '%s': %llu is not one of --relu-budget '%s'", opt, spec,
+                               (unsigned long long)want[j], o->relu_budget);
+                break;
             }
-            /* as many epochs as SNL's mask phase and fine-tune took together */
+            if (strcmp(o->stage, "mask") == 0) continue;
+            snl_budget_result *br = &st->res[n_res++];
+            memset(br, 0, sizeof *br);
+            br->budget = want[j];
+            br->method = (snl_method)method;
+            if (o->resume && finished_before(st, br)) continue;
             int epochs = (int)ceil(st->res[i].mask_epochs) + ft_epochs;
             double b0 = run_now();
             s = load_both(st, teacher_path);
-            if (s == SNLVK_OK) s = random_masks(st, br->budget, o->seed + (uint64_t)i);
-            if (s == SNLVK_OK) s = finetune(st, br, epochs, "random-mask", b0);
+            if (s == SNLVK_OK)
+                s = method == SNL_METHOD_RANDOM ? random_masks(st, br->budget, o->seed + (uint64_t)i)
+                                                : layer_masks(st, br->budget);
+            if (s == SNLVK_OK) s = finetune(st, br, epochs, b0);
             br->seconds = run_now() - b0;
-            n_res++;
         }
     }
     if (s == SNLVK_OK && strcmp(o->stage, "mask") != 0)
