@@ -1,5 +1,6 @@
 /* SNL's lambda controller on scripted ReLU counts: lambda grows exactly when the
- * reference's rule says, the loop stops at the budget, and the epoch cap holds. */
+ * reference's rule says, the loop stops at the budget, and the epoch cap holds; the auto
+ * rule follows its plan, and its look-ahead moves lambda on predicted counts. */
 #include <math.h>
 #include <stdio.h>
 
@@ -15,23 +16,23 @@ static void fixed_rule(void)
     const int grows[] = {0, 0, 0, 0, 0, 1, 0, 1, 0, 1};
     double lambda = 1e-5;
     for (int i = 0; i < 10; i++) {
-        int stop = snl_controller_epoch(&c, counts[i]);
+        int stop = snl_controller_epoch(&c, counts[i], NULL);
         CHECK(!stop, "stopped early at epoch %d", i);
         if (grows[i]) lambda *= 1.1;
         CHECK(c.grew == grows[i], "epoch index %d: grew %d, expected %d", i, c.grew, grows[i]);
         CHECK(fabs(c.lambda - lambda) < 1e-18, "epoch index %d: lambda %g, expected %g", i, c.lambda, lambda);
     }
     CHECK(c.lowest == 970, "lowest %llu", (unsigned long long)c.lowest);
-    CHECK(snl_controller_epoch(&c, 100) == 1, "the budget (count == budget) does not stop the phase");
+    CHECK(snl_controller_epoch(&c, 100, NULL) == 1, "the budget (count == budget) does not stop the phase");
 }
 
 static void epoch_cap(void)
 {
     snl_controller c;
     snl_controller_init(&c, SNL_LAMBDA_FIXED, 1e-5, 1.1, 10, 1000, 3, 0);
-    CHECK(snl_controller_epoch(&c, 900) == 0, "stopped at epoch 1");
-    CHECK(snl_controller_epoch(&c, 800) == 0, "stopped at epoch 2");
-    CHECK(snl_controller_epoch(&c, 700) == 1, "the cap of 3 epochs was not honoured");
+    CHECK(snl_controller_epoch(&c, 900, NULL) == 0, "stopped at epoch 1");
+    CHECK(snl_controller_epoch(&c, 800, NULL) == 0, "stopped at epoch 2");
+    CHECK(snl_controller_epoch(&c, 700, NULL) == 1, "the cap of 3 epochs was not honoured");
 }
 
 static void auto_rule(void)
@@ -42,21 +43,21 @@ static void auto_rule(void)
     CHECK(fabs(snl_controller_planned(&c, 10) - 100) < 1e-6, "plan ends at the budget");
     CHECK(fabs(snl_controller_planned(&c, 5) - 1000) < 1e-6, "plan is geometric: %g", snl_controller_planned(&c, 5));
     double before = c.lambda;
-    snl_controller_epoch(&c, 10000); /* no progress: behind the plan */
+    snl_controller_epoch(&c, 10000, NULL); /* no progress: behind the plan */
     CHECK(c.lambda > before && c.grew, "lambda did not grow behind the plan");
     before = c.lambda;
-    snl_controller_epoch(&c, 300); /* far ahead of the plan (planned ~4000 at epoch 2) */
+    snl_controller_epoch(&c, 300, NULL); /* far ahead of the plan (planned ~4000 at epoch 2) */
     CHECK(c.lambda < before && !c.grew, "lambda did not shrink ahead of the plan");
     CHECK(c.lambda >= before / 4 - 1e-18, "one update changed lambda by more than 4x");
-    CHECK(snl_controller_epoch(&c, 99) == 1, "the budget did not stop the auto phase");
+    CHECK(snl_controller_epoch(&c, 99, NULL) == 1, "the budget did not stop the auto phase");
 
     /* mid-epoch checks move lambda at the same rate per epoch: ten checks a tenth of an
      * epoch apart, far behind the plan, grow it no more than one end-of-epoch update */
     snl_controller a, b;
     snl_controller_init(&a, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
     snl_controller_init(&b, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
-    for (int i = 1; i <= 10; i++) snl_controller_check(&a, 10000, 0.1 * i);
-    snl_controller_epoch(&b, 10000);
+    for (int i = 1; i <= 10; i++) snl_controller_check(&a, 10000, NULL, 0.1 * i);
+    snl_controller_epoch(&b, 10000, NULL);
     CHECK(a.lambda <= b.lambda * 1.0001 && a.lambda > 1e-4, "ten checks moved lambda to %g, one epoch to %g",
           a.lambda, b.lambda);
     CHECK(b.lambda <= 4e-4 * 1.0001, "one epoch grew lambda more than 4x: %g", b.lambda);
@@ -69,9 +70,9 @@ static void lambda_cap(void)
     snl_controller_init(&f, SNL_LAMBDA_FIXED, 1e3, 2.0, 10, 1000, 100, 0);
     snl_controller_init(&a, SNL_LAMBDA_AUTO, 1e3, 1.1, 10, 1000, 100, 2);
     for (int i = 0; i < 40; i++) {
-        snl_controller_epoch(&f, 1000);
-        snl_controller_check(&a, 1000, i + 0.5);
-        snl_controller_epoch(&a, 1000);
+        snl_controller_epoch(&f, 1000, NULL);
+        snl_controller_check(&a, 1000, NULL, i + 0.5);
+        snl_controller_epoch(&a, 1000, NULL);
     }
     CHECK(f.lambda <= SNL_LAMBDA_MAX && f.lambda >= 8e3 && !f.grew, "reference rule: lambda %g (cap %g)", f.lambda,
           SNL_LAMBDA_MAX);
@@ -89,10 +90,10 @@ static void hold(void)
     CHECK(fabs(snl_controller_planned(&c, 3.0) - 100) < 1e-6, "plan does not end at the budget");
     CHECK(fabs(snl_controller_planned(&c, 2.25) - 1000) < 1e-6, "plan after the hold is not geometric: %g",
           snl_controller_planned(&c, 2.25));
-    snl_controller_check(&c, 10000, 0.5);
-    snl_controller_epoch(&c, 10000);
+    snl_controller_check(&c, 10000, NULL, 0.5);
+    snl_controller_epoch(&c, 10000, NULL);
     CHECK(c.lambda == 1e-4 && !c.grew, "lambda moved within the hold: %g", c.lambda);
-    snl_controller_epoch(&c, 10000); /* epoch 2: behind the plan */
+    snl_controller_epoch(&c, 10000, NULL); /* epoch 2: behind the plan */
     CHECK(c.lambda > 1e-4 && c.grew, "lambda did not grow after the hold");
     /* only the time past the hold counts: at most 4^(2 - 1.5) = 2x */
     CHECK(c.lambda <= 2e-4 * 1.0001, "lambda grew %g x over half an epoch", c.lambda / 1e-4);
@@ -102,8 +103,58 @@ static void hold(void)
     CHECK(d.target_epochs == 3, "a target inside the hold became %d, expected 3", d.target_epochs);
 }
 
+/* the look-ahead: horizons, and lambda moving on predictions (within the hold too) */
+static void lookahead(void)
+{
+    snl_controller c;
+    snl_lookahead la;
+    snl_controller_init(&c, SNL_LAMBDA_FIXED, 1e-4, 1.1, 100, 10000, 100, 3);
+    snl_controller_lookahead(&c, 1.0, &la);
+    CHECK(la.n == 0, "the reference rule asked for %d predictions", la.n);
+    snl_controller_init(&c, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 3);
+    snl_controller_hold(&c, 1.5);
+    snl_controller_lookahead(&c, 1.0, &la);
+    const double want[] = {0.5, 1.0, 1.5, 2.0};
+    CHECK(la.n == 5 && isinf(la.horizon[4]), "%d horizons, the last %g", la.n, la.horizon[la.n - 1]);
+    for (int i = 0; i < 4; i++) CHECK(fabs(la.horizon[i] - want[i]) < 1e-12, "horizon %d: %g", i, la.horizon[i]);
+    snl_controller_lookahead(&c, 2.9, &la);
+    CHECK(fabs(la.horizon[3] - 0.5) < 1e-12, "near the target the horizon is %g, expected half an epoch",
+          la.horizon[3]);
+
+    /* within the hold, masks predicted not to move: 100x behind the plan at the target,
+     * so lambda grows at the capped rate, 4^0.5 over half an epoch */
+    snl_controller_lookahead(&c, 0.5, &la);
+    for (int i = 0; i < la.n; i++) la.count[i] = 10000;
+    snl_controller_check(&c, 10000, &la, 0.5);
+    CHECK(fabs(c.lambda - 2e-4) < 1e-12 && c.grew, "lambda %g after a lagging prediction in the hold", c.lambda);
+
+    /* count and predictions on the plan: lambda stays */
+    double before = c.lambda;
+    snl_controller_lookahead(&c, 2.0, &la);
+    for (int i = 0; i < la.n; i++)
+        la.count[i] = isinf(la.horizon[i]) ? 50 : (uint64_t)llround(snl_controller_planned(&c, 2.0 + la.horizon[i]));
+    snl_controller_check(&c, (uint64_t)llround(snl_controller_planned(&c, 2.0)), &la, 2.0);
+    CHECK(fabs(c.lambda / before - 1) < 1e-2, "lambda moved from %g to %g on the plan", before, c.lambda);
+
+    /* on the plan, but more masks held above the threshold than the budget: lambda grows,
+     * and the plan value it compared with is the budget */
+    before = c.lambda;
+    la.count[4] = 500;
+    snl_controller_check(&c, (uint64_t)llround(snl_controller_planned(&c, 2.0)), &la, 2.25);
+    CHECK(c.lambda > before * 1.2 && c.grew && c.goal == 100, "lambda %g -> %g, goal %g with 500 masks held", before,
+          c.lambda, c.goal);
+
+    /* predictions ahead of the plan do not lower lambda while the count is behind it */
+    before = c.lambda;
+    snl_controller_lookahead(&c, 2.5, &la);
+    for (int i = 0; i < la.n; i++) la.count[i] = 1;
+    snl_controller_check(&c, 2000, &la, 2.5);
+    CHECK(c.lambda > before, "lambda %g -> %g with the count behind the plan", before, c.lambda);
+}
+
 int main(void)
 {
+    lookahead();
     hold();
     lambda_cap();
     fixed_rule();

@@ -17,6 +17,7 @@ void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda,
     c->grew = 0;
     c->last_progress = 0;
     c->hold = 0;
+    c->goal = (double)start_count;
 }
 
 void snl_controller_hold(snl_controller *c, double epochs)
@@ -36,24 +37,50 @@ double snl_controller_planned(const snl_controller *c, double progress)
     return s * pow(b / s, f);
 }
 
-/* Multiplies lambda by a factor that grows with how far the count lags the plan
- * (in log space), at most 4x (or 1/4) per epoch, scaled to the time since the last
- * update. */
-static void adapt(snl_controller *c, uint64_t count, double progress)
+void snl_controller_lookahead(const snl_controller *c, double progress, snl_lookahead *la)
 {
-    if (progress <= c->hold) {
-        /* nothing can have crossed the threshold yet: the count says nothing of lambda */
+    la->n = 0;
+    if (c->rule != SNL_LAMBDA_AUTO) return;
+    double left = c->target_epochs - progress;
+    if (left < 0.5) left = 0.5;
+    for (int k = 1; k <= 4; k++) la->horizon[la->n++] = left * k / 4.0;
+    la->horizon[la->n++] = INFINITY;
+}
+
+/* Multiplies lambda by a factor that grows with how far the count lags the plan
+ * (in log space), now or at a predicted horizon, whichever lags most: at most 4x (or
+ * 1/4) per epoch, scaled to the time since the last update. */
+static void adapt(snl_controller *c, uint64_t count, const snl_lookahead *la, double progress)
+{
+    int have = 0;
+    double lag = 0;
+    if (progress > c->hold) { /* before, nothing can have crossed: the count says nothing */
+        c->goal = snl_controller_planned(c, progress);
+        lag = log((double)(count ? count : 1) / c->goal); /* > 0: behind the plan */
+        have = 1;
+    }
+    for (int i = 0; la && i < la->n; i++) {
+        double goal = isinf(la->horizon[i]) ? (double)(c->budget ? c->budget : 1)
+                                            : snl_controller_planned(c, progress + la->horizon[i]);
+        double l = log((double)(la->count[i] ? la->count[i] : 1) / goal);
+        if (!have || l > lag) {
+            lag = l;
+            c->goal = goal;
+            have = 1;
+        }
+    }
+    double since = c->last_progress;
+    if (!la && since < c->hold) since = c->hold;
+    c->grew = 0;
+    if (!have) {
         c->last_progress = progress;
-        c->grew = 0;
         return;
     }
-    double planned = snl_controller_planned(c, progress);
-    double lag = log((double)(count ? count : 1) / planned); /* > 0: behind the plan */
-    double dt = progress - (c->last_progress > c->hold ? c->last_progress : c->hold);
+    double dt = progress - since;
     if (dt > 1) dt = 1;
     if (dt < 0) dt = 0;
     c->last_progress = progress;
-    double rate = 2.0 * lag;
+    double rate = 4.0 * lag;
     if (rate > log(4.0)) rate = log(4.0);
     if (rate < -log(4.0)) rate = -log(4.0);
     double factor = exp(rate * dt);
@@ -62,18 +89,18 @@ static void adapt(snl_controller *c, uint64_t count, double progress)
     c->lambda *= factor;
 }
 
-void snl_controller_check(snl_controller *c, uint64_t count, double progress)
+void snl_controller_check(snl_controller *c, uint64_t count, const snl_lookahead *la, double progress)
 {
-    if (c->rule == SNL_LAMBDA_AUTO) adapt(c, count, progress);
+    if (c->rule == SNL_LAMBDA_AUTO) adapt(c, count, la, progress);
     if (count < c->lowest) c->lowest = count;
 }
 
-int snl_controller_epoch(snl_controller *c, uint64_t count)
+int snl_controller_epoch(snl_controller *c, uint64_t count, const snl_lookahead *la)
 {
     c->epoch++;
     c->grew = 0;
     if (c->rule == SNL_LAMBDA_AUTO) {
-        adapt(c, count, c->epoch);
+        adapt(c, count, la, c->epoch);
         if (count < c->lowest) c->lowest = count;
     } else if (count < c->lowest) {
         c->lowest = count;

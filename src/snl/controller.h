@@ -15,8 +15,16 @@
  * Adam moves a mask by at most about its learning rate per step, so no mask can fall
  * from 1 below the threshold in fewer than (1 - threshold) / lr steps: for that long
  * ("hold", in epochs) the count cannot move whatever lambda is. The auto plan keeps the
- * starting count until then and lambda is left alone; the geometric path runs from the
- * end of the hold to the target. */
+ * starting count until then; the geometric path runs from the end of the hold to the
+ * target.
+ *
+ * The count answers lambda late: a mask crosses the threshold only after Adam has carried
+ * it down, so a controller that looks only at the count is behind the plan all along and
+ * overshoots the target. The auto rule therefore also looks ahead: the caller predicts
+ * the count at a few horizons (from each mask's value and its present Adam step: when it
+ * will cross) and the rule compares each prediction with the plan at that time; lambda
+ * follows the largest lag, so it moves during the hold too, as soon as the masks' speeds
+ * say the plan will be missed. */
 #ifndef SNLVK_SNL_CONTROLLER_H
 #define SNLVK_SNL_CONTROLLER_H
 
@@ -40,7 +48,17 @@ typedef struct snl_controller {
     int grew;               /* lambda was raised at the last update */
     double last_progress;   /* auto: epochs seen at the last update */
     double hold;            /* auto: epochs before any mask can cross the threshold */
+    double goal;            /* auto: the plan's count the last update compared with (for the log) */
 } snl_controller;
+
+/* Counts predicted ahead of now: horizon[i] epochs ahead (INFINITY: where the masks settle,
+ * compared with the budget), count[i] ReLUs then. */
+#define SNL_LOOKAHEAD_MAX 5
+typedef struct snl_lookahead {
+    int n;
+    double horizon[SNL_LOOKAHEAD_MAX];
+    uint64_t count[SNL_LOOKAHEAD_MAX];
+} snl_lookahead;
 
 void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda, double kappa, uint64_t budget,
                          uint64_t start_count, int max_epochs, int target_epochs);
@@ -49,9 +67,14 @@ void snl_controller_init(snl_controller *c, snl_lambda_rule rule, double lambda,
 void snl_controller_hold(snl_controller *c, double epochs);
 /* The count the plan expects after `progress` epochs (fractional for mid-epoch checks). */
 double snl_controller_planned(const snl_controller *c, double progress);
-/* A mid-epoch check (auto rule; the fixed rule ignores it): `progress` in epochs. */
-void snl_controller_check(snl_controller *c, uint64_t count, double progress);
+/* The horizons the auto rule wants predictions at after `progress` epochs: k/4 of the
+ * time left to the target (at least half an epoch), k = 1..4, and the limit; none for the
+ * reference rule (la->n = 0). The caller fills la->count. */
+void snl_controller_lookahead(const snl_controller *c, double progress, snl_lookahead *la);
+/* A mid-epoch check (auto rule; the fixed rule ignores it): `progress` in epochs; `la`
+ * the predictions (NULL: none). */
+void snl_controller_check(snl_controller *c, uint64_t count, const snl_lookahead *la, double progress);
 /* End of an epoch: updates lambda by the rule. Returns 1 when the phase should stop
  * (budget met or epoch cap reached). */
-int snl_controller_epoch(snl_controller *c, uint64_t count);
+int snl_controller_epoch(snl_controller *c, uint64_t count, const snl_lookahead *la);
 #endif

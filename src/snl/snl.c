@@ -227,6 +227,71 @@ static int mask_phase_finished(snl_state *st)
     return 1;
 }
 
+/* --lambda auto's look-ahead: the count predicted at each horizon the controller asks for.
+ * Adam moves a mask by lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) each step; a mask
+ * above the threshold crosses it after (c - threshold) / step more steps if its present
+ * step holds, and never when it does not move down (the limit's count). Channel masks
+ * weigh H*W ReLUs. A line per check goes to the log. */
+static snlvk_status predict_counts(snl_state *st, double progress, snl_lookahead *la)
+{
+    snl_controller_lookahead(&st->ctl, progress, la);
+    nn_trainer *t = st->t;
+    long per_epoch = snlvk_loader_batches_per_epoch(st->r->train_loader);
+    if (t->steps < 1 || per_epoch < 1) la->n = 0;
+    if (!la->n) return SNLVK_OK;
+    for (int i = 0; i < la->n; i++) la->count[i] = 0;
+    const step_params *sp = &t->sp;
+    double tt = (double)t->steps, b1 = sp->adam_beta1, b2 = sp->adam_beta2, eps = sp->adam_eps;
+    double size = sp->lr[NN_GROUP_MASKS] / (1 - pow(b1, tt)), bc2 = sqrt(1 - pow(b2, tt));
+    double thr = st->r->o->threshold;
+    nn_model *m = st->m;
+    snlvk_status s = SNLVK_OK;
+    for (int i = 0; i < m->n_ops && s == SNLVK_OK; i++) {
+        if (m->ops[i].kind != NN_MRELU) continue;
+        nn_param *p = &m->params[m->ops[i].param[0]];
+        const nn_tensor *x = &m->tensors[m->ops[i].in];
+        uint64_t w = m->granularity == NN_CHANNEL ? (uint64_t)x->h * x->w : 1;
+        float *h = malloc((size_t)p->numel * 12);
+        if (!h) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+        float *mv = h + p->numel, *vv = mv + p->numel;
+        s = vk_buf_read(m->ctx, &p->value, 0, h, (size_t)p->numel * 4);
+        if (s == SNLVK_OK) s = vk_buf_read(m->ctx, &p->state[0], 0, mv, (size_t)p->numel * 4);
+        if (s == SNLVK_OK) s = vk_buf_read(m->ctx, &p->state[1], 0, vv, (size_t)p->numel * 4);
+        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) {
+            if (!(h[j] > thr)) continue;
+            double step = size * mv[j] / (sqrt(fmax(vv[j], 0.0)) / bc2 + eps);
+            double epochs = step > 0 ? (h[j] - thr) / step / (double)per_epoch : INFINITY;
+            for (int k = 0; k < la->n; k++)
+                if (epochs > la->horizon[k]) la->count[k] += w;
+        }
+        free(h);
+    }
+    return s;
+}
+
+/* The count now, and for --lambda auto its predictions (logged with the controller's
+ * decision by log_check once it has decided). */
+static snlvk_status count_now_ahead(snl_state *st, double progress, snl_lookahead *la)
+{
+    SNLVK_TRY(count_now(st));
+    return predict_counts(st, progress, la);
+}
+
+static void log_check(snl_state *st, double progress, const snl_lookahead *la, double lambda_before)
+{
+    if (!la->n) return;
+    char line[1024];
+    size_t n = (size_t)snprintf(line, sizeof line,
+                                "{\"stage\": \"mask-check\", \"progress\": %.4f, \"relus\": %llu, \"goal\": %.1f, "
+                                "\"lambda\": %.6g, \"lambda_next\": %.6g, \"predicted\": [",
+                                progress, (unsigned long long)st->count, st->ctl.goal, lambda_before, st->ctl.lambda);
+    for (int i = 0; i < la->n && n < sizeof line; i++)
+        n += (size_t)snprintf(line + n, sizeof line - n, "%s[%.4g, %llu]", i ? ", " : "",
+                              isinf(la->horizon[i]) ? -1.0 : la->horizon[i], (unsigned long long)la->count[i]);
+    if (n < sizeof line) snprintf(line + n, sizeof line - n, "]}");
+    run_log(st->r, line);
+}
+
 /* Saves the soft masks and weights for every budget the count now meets. */
 static snlvk_status take_snapshots(snl_state *st, double progress)
 {
@@ -266,11 +331,14 @@ static snlvk_status mask_step_hook(run *r, nn_trainer *t, int epoch, long step, 
     snl_state *st = user;
     int k = st->r->o->check_every;
     if (k <= 0 || step % k != 0 || step == steps) return SNLVK_OK;
-    SNLVK_TRY(count_now(st));
     double progress = epoch + (double)step / steps;
+    snl_lookahead la;
+    SNLVK_TRY(count_now_ahead(st, progress, &la));
     SNLVK_TRY(take_snapshots(st, progress));
     if (st->ctl.rule == SNL_LAMBDA_AUTO) {
-        snl_controller_check(&st->ctl, st->count, progress);
+        double before = st->ctl.lambda;
+        snl_controller_check(&st->ctl, st->count, &la, progress);
+        log_check(st, progress, &la, before);
         st->t->sp.snl_lambda = (float)st->ctl.lambda;
     }
     *stop = st->next == st->n_budgets;
@@ -383,9 +451,12 @@ static snlvk_status mask_phase(snl_state *st)
         loss_metrics mt;
         SNLVK_TRY(nn_trainer_metrics(t, &mt));
         double train_ce = mt.examples ? mt.ce_sum / mt.examples : 0, train_kd = mt.examples ? mt.kd_sum / mt.examples : 0;
-        SNLVK_TRY(count_now(st));
+        snl_lookahead la;
+        SNLVK_TRY(count_now_ahead(st, epoch + 1, &la));
         SNLVK_TRY(take_snapshots(st, epoch + 1));
-        int stop = snl_controller_epoch(&st->ctl, st->count) || st->next == st->n_budgets;
+        double before = st->ctl.lambda;
+        int stop = snl_controller_epoch(&st->ctl, st->count, &la) || st->next == st->n_budgets;
+        log_check(st, epoch + 1, &la, before);
         SNLVK_TRY(run_evaluate(r, t, &te_loss, &te_acc, &te_top5));
         double secs = run_now() - e0;
         /* ReLUs per stage: sites grouped by their name's first component */
@@ -416,21 +487,23 @@ static snlvk_status mask_phase(snl_state *st)
             acc_count += st->site_counts[site++];
         }
         /* the loss terms of the epoch: CE and KD from the device metrics (reset by the
-         * evaluation, so read before it), lambda * sum|c| from the masks read back */
+         * evaluation, so read before it), lambda * sum|c| from the masks read back, with the
+         * lambda of the epoch's last steps (--check-every moves it within the epoch) */
         double l1 = 0;
         SNLVK_TRY(masks_finite(st, &l1));
         char line[1400];
         snprintf(line, sizeof line,
-                 "{\"stage\": \"mask\", \"epoch\": %d, \"lambda\": %.6g, \"relus\": %llu, \"relus_per_stage\": {%s}, "
+                 "{\"stage\": \"mask\", \"epoch\": %d, \"lambda\": %.6g, \"lambda_end\": %.6g, \"lambda_next\": %.6g, "
+                 "\"relus\": %llu, \"relus_per_stage\": {%s}, "
                  "\"train_loss\": %.6f, \"ce\": %.6f, \"kd\": %.6f, \"lasso\": %.6f, \"sum_abs_masks\": %.3f, "
                  "\"train_acc\": %.6f, \"test_loss\": %.6f, \"test_acc\": %.6f, \"seconds\": %.2f}",
-                 epoch + 1, lambda_used, (unsigned long long)st->count, stages, loss, train_ce, train_kd,
-                 lambda_used * l1, l1, acc, te_loss, te_acc, secs);
+                 epoch + 1, lambda_used, before, st->ctl.lambda, (unsigned long long)st->count, stages, loss, train_ce,
+                 train_kd, before * l1, l1, acc, te_loss, te_acc, secs);
         run_log(r, line);
-        run_say(r, "mask epoch %d: lambda %.3g  ReLUs %llu (%.2f%%) {%s}  CE %.4f KD %.4f lasso %.4f  "
+        run_say(r, "mask epoch %d: lambda %.3g -> %.3g  ReLUs %llu (%.2f%%) {%s}  CE %.4f KD %.4f lasso %.4f  "
                    "train acc %.4f  test acc %.4f  %.1fs",
-                epoch + 1, lambda_used, (unsigned long long)st->count, 100.0 * (double)st->count / (double)st->total,
-                stages, train_ce, train_kd, lambda_used * l1, acc, te_acc, secs);
+                epoch + 1, lambda_used, before, (unsigned long long)st->count,
+                100.0 * (double)st->count / (double)st->total, stages, train_ce, train_kd, before * l1, acc, te_acc, secs);
         t->sp.snl_lambda = (float)st->ctl.lambda;
         if (stop) break;
     }
