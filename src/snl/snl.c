@@ -432,8 +432,8 @@ static snlvk_status mask_phase(snl_state *st)
             run_say(r, "mask: --target-mask-epochs %d is within that wait: planning for %d epochs", target,
                     st->ctl.target_epochs);
     }
-    run_say(r, "mask: Adam lr %g on weights and masks, CE%s + lambda*sum|c|, lambda %s %.3g, kappa %g, threshold %g, "
-               "budgets:", o->mask_lr, st->teacher ? " + KD (T=4)" : "", is_auto ? "auto from" : "", lambda, o->kappa,
+    run_say(r, "mask: Adam lr %g on weights and masks, CE%s + lambda*sum|c|, lambda%s %.3g, kappa %g, threshold %g, "
+               "budgets:", o->mask_lr, st->teacher ? " + KD (T=4)" : "", is_auto ? " auto from" : "", lambda, o->kappa,
             o->threshold);
     if (o->mask_lr > o->threshold)
         run_say(r, "note: --mask-lr %g is above --threshold %g: Adam moves a mask by about the learning rate each step, "
