@@ -79,7 +79,8 @@ static void lambda_cap(void)
     CHECK(fabs(a.lambda - SNL_LAMBDA_MAX) < 1e-9 && !a.grew, "auto rule: lambda %g (cap %g)", a.lambda, SNL_LAMBDA_MAX);
 }
 
-/* the hold: no lambda change and a flat plan until masks can cross the threshold */
+/* the hold: a flat plan until masks can reach the threshold, and the count alone does not
+ * move lambda within it (predictions may: see lookahead) */
 static void hold(void)
 {
     snl_controller c;

@@ -12,11 +12,13 @@
  * epoch moves lambda by the f-th power of the per-epoch factor, so --check-every changes
  * how smoothly lambda follows the plan, not how fast.
  *
- * Adam moves a mask by at most about its learning rate per step, so no mask can fall
- * from 1 below the threshold in fewer than (1 - threshold) / lr steps: for that long
- * ("hold", in epochs) the count cannot move whatever lambda is. The auto plan keeps the
- * starting count until then; the geometric path runs from the end of the hold to the
- * target.
+ * Adam moves a mask by about its learning rate per step under a steady gradient, so a
+ * mask needs about (1 - threshold) / lr steps to fall from 1 below the threshold: for
+ * that long ("hold", in epochs) the count barely moves whatever lambda is. (A gradient
+ * that grows, as when lambda rises, lets Adam's step exceed lr for a while, up to about
+ * (1 - beta1) / sqrt(1 - beta2) = 3.2 lr, so some masks may cross earlier.) The auto plan
+ * keeps the starting count until then; the geometric path runs from the end of the hold
+ * to the target.
  *
  * The count answers lambda late: a mask crosses the threshold only after Adam has carried
  * it down, so a controller that looks only at the count is behind the plan all along and

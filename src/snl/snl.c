@@ -416,8 +416,8 @@ static snlvk_status mask_phase(snl_state *st)
     snl_controller_init(&st->ctl, is_auto ? SNL_LAMBDA_AUTO : SNL_LAMBDA_FIXED, lambda, o->kappa,
                         st->budgets[st->n_budgets - 1], st->total, o->max_mask_epochs, o->target_mask_epochs);
     if (is_auto && o->mask_lr > 0) {
-        /* no mask crosses the threshold before Adam (about lr per step) has carried the
-         * lowest mask above it down to it */
+        /* masks cross the threshold once Adam (about lr per step) has carried them down
+         * to it: from the lowest mask above it, that takes the hold */
         double l1, lowest;
         SNLVK_TRY(mask_stats(st->m, o->threshold, &l1, &lowest));
         double steps = (lowest - o->threshold) / o->mask_lr;
@@ -425,8 +425,8 @@ static snlvk_status mask_phase(snl_state *st)
         int target = st->ctl.target_epochs;
         if (steps > 0 && per_epoch > 0) snl_controller_hold(&st->ctl, steps / (double)per_epoch);
         if (st->ctl.hold > 0)
-            run_say(r, "mask: no mask can cross the threshold in the first %.0f steps (%.2f epochs) at --mask-lr %g; "
-                       "the plan starts there%s", steps, st->ctl.hold, o->mask_lr,
+            run_say(r, "mask: at --mask-lr %g a mask needs about %.0f steps (%.2f epochs) to fall to the "
+                       "threshold; the plan starts there%s", o->mask_lr, steps, st->ctl.hold,
                     st->ctl.target_epochs != target ? ", and the target moves past it" : "");
         if (st->ctl.target_epochs != target)
             run_say(r, "mask: --target-mask-epochs %d is within that wait: planning for %d epochs", target,
