@@ -599,10 +599,13 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, d
     if (s == SNLVK_OK) br->relus = st->count;
     double loss, top5;
     if (s == SNLVK_OK) s = run_evaluate(r, t, &loss, &br->acc_binarized, &top5);
-    if (s == SNLVK_OK)
-        run_say(r, "%s %llu: %llu ReLUs after binarizing, accuracy %.4f (soft masks %.4f); fine-tuning %d epochs",
-                tag, (unsigned long long)br->budget, (unsigned long long)br->relus, br->acc_binarized, br->acc_soft,
-                epochs);
+    if (s == SNLVK_OK) {
+        char soft[48] = ""; /* a baseline has no soft masks */
+        if (br->method == SNL_METHOD_SNL) snprintf(soft, sizeof soft, " (soft masks %.4f)", br->acc_soft);
+        run_say(r, "%s %llu: %llu ReLUs with binary masks, accuracy %.4f%s; %s %d epochs", tag,
+                (unsigned long long)br->budget, (unsigned long long)br->relus, br->acc_binarized, soft,
+                br->method == SNL_METHOD_SNL ? "fine-tuning" : "training", epochs);
+    }
     br->acc_finetuned = -1;
     char table[1100];
     result_paths(st, br, br->checkpoint, table, sizeof br->checkpoint);
