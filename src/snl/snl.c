@@ -231,7 +231,7 @@ static int mask_phase_finished(snl_state *st)
  * Adam moves a mask by lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) each step; a mask
  * above the threshold crosses it after (c - threshold) / step more steps if its present
  * step holds, and never when it does not move down (the limit's count). Channel masks
- * weigh H*W ReLUs. A line per check goes to the log. */
+ * weigh H*W ReLUs. */
 static snlvk_status predict_counts(snl_state *st, double progress, snl_lookahead *la)
 {
     snl_controller_lookahead(&st->ctl, progress, la);
@@ -269,14 +269,15 @@ static snlvk_status predict_counts(snl_state *st, double progress, snl_lookahead
     return s;
 }
 
-/* The count now, and for --lambda auto its predictions (logged with the controller's
- * decision by log_check once it has decided). */
+/* The count now, and for --lambda auto its predictions. */
 static snlvk_status count_now_ahead(snl_state *st, double progress, snl_lookahead *la)
 {
     SNLVK_TRY(count_now(st));
     return predict_counts(st, progress, la);
 }
 
+/* A mask-check line in the log: the count, the plan value the controller compared with,
+ * lambda before and after, and the predictions ([horizon, count]; horizon -1: the limit). */
 static void log_check(snl_state *st, double progress, const snl_lookahead *la, double lambda_before)
 {
     if (!la->n) return;
