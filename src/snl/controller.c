@@ -43,8 +43,23 @@ void snl_controller_lookahead(const snl_controller *c, double progress, snl_look
     if (c->rule != SNL_LAMBDA_AUTO) return;
     double left = c->target_epochs - progress;
     if (left < 0.5) left = 0.5;
-    for (int k = 1; k <= 4; k++) la->horizon[la->n++] = left * k / 4.0;
-    la->horizon[la->n++] = INFINITY;
+    for (int k = 1; k <= 4; k++) {
+        la->horizon[la->n] = left * k / 4.0;
+        la->count[la->n++] = 0;
+    }
+}
+
+void snl_lookahead_add(snl_lookahead *la, const snl_adam_view *a, const float *c, const float *m, const float *v,
+                       uint32_t n, uint64_t weight)
+{
+    double size = a->lr / (1 - pow(a->beta1, a->t)), bc2 = sqrt(1 - pow(a->beta2, a->t));
+    for (uint32_t j = 0; j < n; j++) {
+        if (!(c[j] > a->threshold)) continue;
+        double step = size * m[j] / (sqrt(fmax(v[j], 0.0)) / bc2 + a->eps);
+        double epochs = step > 0 ? (c[j] - a->threshold) / step / a->steps_per_epoch : INFINITY;
+        for (int k = 0; k < la->n; k++)
+            if (epochs > la->horizon[k]) la->count[k] += weight;
+    }
 }
 
 /* Multiplies lambda by a factor that grows with how far the count lags the plan
@@ -60,8 +75,7 @@ static void adapt(snl_controller *c, uint64_t count, const snl_lookahead *la, do
         have = 1;
     }
     for (int i = 0; la && i < la->n; i++) {
-        double goal = isinf(la->horizon[i]) ? (double)(c->budget ? c->budget : 1)
-                                            : snl_controller_planned(c, progress + la->horizon[i]);
+        double goal = snl_controller_planned(c, progress + la->horizon[i]);
         double l = log((double)(la->count[i] ? la->count[i] : 1) / goal);
         if (!have || l > lag) {
             lag = l;

@@ -53,9 +53,8 @@ typedef struct snl_controller {
     double goal;            /* auto: the plan's count the last update compared with (for the log) */
 } snl_controller;
 
-/* Counts predicted ahead of now: horizon[i] epochs ahead (INFINITY: where the masks settle,
- * compared with the budget), count[i] ReLUs then. */
-#define SNL_LOOKAHEAD_MAX 5
+/* Counts predicted ahead of now: count[i] ReLUs horizon[i] epochs ahead. */
+#define SNL_LOOKAHEAD_MAX 4
 typedef struct snl_lookahead {
     int n;
     double horizon[SNL_LOOKAHEAD_MAX];
@@ -70,9 +69,23 @@ void snl_controller_hold(snl_controller *c, double epochs);
 /* The count the plan expects after `progress` epochs (fractional for mid-epoch checks). */
 double snl_controller_planned(const snl_controller *c, double progress);
 /* The horizons the auto rule wants predictions at after `progress` epochs: k/4 of the
- * time left to the target (at least half an epoch), k = 1..4, and the limit; none for the
- * reference rule (la->n = 0). The caller fills la->count. */
+ * time left to the target (at least half an epoch), k = 1..4, with zero counts; none for
+ * the reference rule (la->n = 0). The caller adds every mask with snl_lookahead_add. */
 void snl_controller_lookahead(const snl_controller *c, double progress, snl_lookahead *la);
+
+/* Adam's state as the look-ahead reads it: the masks' learning rate, betas, eps, the steps
+ * taken (t >= 1), steps per epoch, and the threshold. */
+typedef struct snl_adam_view {
+    double lr, beta1, beta2, eps, threshold;
+    double t, steps_per_epoch;
+} snl_adam_view;
+
+/* Adds n masks (values c, Adam moments m and v, each weighing `weight` ReLUs) to the
+ * predictions: Adam moves a mask by lr/(1-beta1^t) * m / (sqrt(v)/sqrt(1-beta2^t) + eps)
+ * each step; one above the threshold crosses it after (c - threshold) / step more steps if
+ * its present step holds, and never when it does not move down. */
+void snl_lookahead_add(snl_lookahead *la, const snl_adam_view *a, const float *c, const float *m, const float *v,
+                       uint32_t n, uint64_t weight);
 /* A mid-epoch check (auto rule; the fixed rule ignores it): `progress` in epochs; `la`
  * the predictions (NULL: none). */
 void snl_controller_check(snl_controller *c, uint64_t count, const snl_lookahead *la, double progress);

@@ -227,11 +227,8 @@ static int mask_phase_finished(snl_state *st)
     return 1;
 }
 
-/* --lambda auto's look-ahead: the count predicted at each horizon the controller asks for.
- * Adam moves a mask by lr/(1-b1^t) * m / (sqrt(v)/sqrt(1-b2^t) + eps) each step; a mask
- * above the threshold crosses it after (c - threshold) / step more steps if its present
- * step holds, and never when it does not move down (the limit's count). Channel masks
- * weigh H*W ReLUs. */
+/* --lambda auto's look-ahead: the count predicted at each horizon the controller asks for,
+ * from every mask's value and Adam moments (channel masks weigh H*W ReLUs). */
 static snlvk_status predict_counts(snl_state *st, double progress, snl_lookahead *la)
 {
     snl_controller_lookahead(&st->ctl, progress, la);
@@ -239,34 +236,28 @@ static snlvk_status predict_counts(snl_state *st, double progress, snl_lookahead
     long per_epoch = snlvk_loader_batches_per_epoch(st->r->train_loader);
     if (t->steps < 1 || per_epoch < 1) la->n = 0;
     if (!la->n) return SNLVK_OK;
-    for (int i = 0; i < la->n; i++) la->count[i] = 0;
     const step_params *sp = &t->sp;
-    double tt = (double)t->steps, b1 = sp->adam_beta1, b2 = sp->adam_beta2, eps = sp->adam_eps;
-    double size = sp->lr[NN_GROUP_MASKS] / (1 - pow(b1, tt)), bc2 = sqrt(1 - pow(b2, tt));
-    double thr = st->r->o->threshold;
+    snl_adam_view a = {.lr = sp->lr[NN_GROUP_MASKS], .beta1 = sp->adam_beta1, .beta2 = sp->adam_beta2,
+                       .eps = sp->adam_eps, .threshold = st->r->o->threshold, .t = (double)t->steps,
+                       .steps_per_epoch = (double)per_epoch};
     nn_model *m = st->m;
-    snlvk_status s = SNLVK_OK;
-    for (int i = 0; i < m->n_ops && s == SNLVK_OK; i++) {
+    for (int i = 0; i < m->n_ops; i++) {
         if (m->ops[i].kind != NN_MRELU) continue;
         nn_param *p = &m->params[m->ops[i].param[0]];
         const nn_tensor *x = &m->tensors[m->ops[i].in];
-        uint64_t w = m->granularity == NN_CHANNEL ? (uint64_t)x->h * x->w : 1;
         float *h = malloc((size_t)p->numel * 12);
         if (!h) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
         float *mv = h + p->numel, *vv = mv + p->numel;
-        s = vk_buf_read(m->ctx, &p->value, 0, h, (size_t)p->numel * 4);
+        snlvk_status s = vk_buf_read(m->ctx, &p->value, 0, h, (size_t)p->numel * 4);
         if (s == SNLVK_OK) s = vk_buf_read(m->ctx, &p->state[0], 0, mv, (size_t)p->numel * 4);
         if (s == SNLVK_OK) s = vk_buf_read(m->ctx, &p->state[1], 0, vv, (size_t)p->numel * 4);
-        for (uint32_t j = 0; s == SNLVK_OK && j < p->numel; j++) {
-            if (!(h[j] > thr)) continue;
-            double step = size * mv[j] / (sqrt(fmax(vv[j], 0.0)) / bc2 + eps);
-            double epochs = step > 0 ? (h[j] - thr) / step / (double)per_epoch : INFINITY;
-            for (int k = 0; k < la->n; k++)
-                if (epochs > la->horizon[k]) la->count[k] += w;
-        }
+        if (s == SNLVK_OK)
+            snl_lookahead_add(la, &a, h, mv, vv, p->numel,
+                              m->granularity == NN_CHANNEL ? (uint64_t)x->h * x->w : 1);
         free(h);
+        SNLVK_TRY(s);
     }
-    return s;
+    return SNLVK_OK;
 }
 
 /* The count now, and for --lambda auto its predictions. */
@@ -277,7 +268,7 @@ static snlvk_status count_now_ahead(snl_state *st, double progress, snl_lookahea
 }
 
 /* A mask-check line in the log: the count, the plan value the controller compared with,
- * lambda before and after, and the predictions ([horizon, count]; horizon -1: the limit). */
+ * lambda before and after, and the predictions ([horizon, count]). */
 static void log_check(snl_state *st, double progress, const snl_lookahead *la, double lambda_before)
 {
     if (!la->n) return;
@@ -288,7 +279,7 @@ static void log_check(snl_state *st, double progress, const snl_lookahead *la, d
                                 progress, (unsigned long long)st->count, st->ctl.goal, lambda_before, st->ctl.lambda);
     for (int i = 0; i < la->n && n < sizeof line; i++)
         n += (size_t)snprintf(line + n, sizeof line - n, "%s[%.4g, %llu]", i ? ", " : "",
-                              isinf(la->horizon[i]) ? -1.0 : la->horizon[i], (unsigned long long)la->count[i]);
+                              la->horizon[i], (unsigned long long)la->count[i]);
     if (n < sizeof line) snprintf(line + n, sizeof line - n, "]}");
     run_log(st->r, line);
 }
