@@ -713,8 +713,11 @@ static snlvk_status layer_masks(snl_state *st, uint64_t budget)
     nn_model *m = st->m;
     uint64_t size[MAX_SITES], entries = 0;
     int op_of[MAX_SITES], n = 0;
-    for (int i = 0; i < m->n_ops && n < MAX_SITES; i++)
+    for (int i = 0; i < m->n_ops; i++)
         if (m->ops[i].kind == NN_MRELU) {
+            if (n == MAX_SITES)
+                return snlvk_fail(SNLVK_E_INVALID, "--layer-budget: %s has more than %d ReLU sites", m->arch,
+                                  MAX_SITES);
             const nn_tensor *x = &m->tensors[m->ops[i].in];
             size[n] = (uint64_t)x->c * x->h * x->w;
             op_of[n++] = i;
