@@ -41,7 +41,11 @@ static void auto_rule(void)
     snl_controller_init(&c, SNL_LAMBDA_AUTO, 1e-4, 1.1, 100, 10000, 100, 10);
     CHECK(fabs(snl_controller_planned(&c, 0) - 10000) < 1e-6, "plan starts at the count");
     CHECK(fabs(snl_controller_planned(&c, 10) - 100) < 1e-6, "plan ends at the budget");
-    CHECK(fabs(snl_controller_planned(&c, 5) - 1000) < 1e-6, "plan is geometric: %g", snl_controller_planned(&c, 5));
+    /* the budget comes SNL_PLAN_MARGIN of the plan's length early: at 9.5 of 10 epochs */
+    CHECK(fabs(snl_controller_planned(&c, 9.5) - 100) < 1e-6 && snl_controller_planned(&c, 9.4) > 100.5,
+          "plan meets the budget at %g, %g", snl_controller_planned(&c, 9.4), snl_controller_planned(&c, 9.5));
+    CHECK(fabs(snl_controller_planned(&c, 4.75) - 1000) < 1e-6, "plan is geometric: %g",
+          snl_controller_planned(&c, 4.75));
     double before = c.lambda;
     snl_controller_epoch(&c, 10000, NULL); /* no progress: behind the plan */
     CHECK(c.lambda > before && c.grew, "lambda did not grow behind the plan");
@@ -89,8 +93,8 @@ static void hold(void)
     CHECK(c.target_epochs == 3, "target %d moved though it lies past the hold", c.target_epochs);
     CHECK(fabs(snl_controller_planned(&c, 1.0) - 10000) < 1e-6, "plan moved within the hold");
     CHECK(fabs(snl_controller_planned(&c, 3.0) - 100) < 1e-6, "plan does not end at the budget");
-    CHECK(fabs(snl_controller_planned(&c, 2.25) - 1000) < 1e-6, "plan after the hold is not geometric: %g",
-          snl_controller_planned(&c, 2.25));
+    CHECK(fabs(snl_controller_planned(&c, 2.2125) - 1000) < 1e-6, "plan after the hold is not geometric: %g",
+          snl_controller_planned(&c, 2.2125));
     snl_controller_check(&c, 10000, NULL, 0.5);
     snl_controller_epoch(&c, 10000, NULL);
     CHECK(c.lambda == 1e-4 && !c.grew, "lambda moved within the hold: %g", c.lambda);
@@ -145,11 +149,29 @@ static void lookahead(void)
     CHECK(c.lambda > before * 1.2 && c.grew && fabs(c.goal - 100) < 1e-9, "lambda %g -> %g, goal %g", before,
           c.lambda, c.goal);
 
+    /* the count on the plan, 10% over the budget predicted at the target: lambda grows at
+     * the capped rate, 4^0.25 over a quarter epoch */
+    snl_controller_lookahead(&c, 2.5, &la);
+    for (int i = 0; i < la.n; i++)
+        la.count[i] = (uint64_t)llround(snl_controller_planned(&c, 2.5 + la.horizon[i]));
+    la.count[3] = 110;
+    before = c.lambda;
+    snl_controller_check(&c, (uint64_t)llround(snl_controller_planned(&c, 2.5)), &la, 2.5);
+    CHECK(fabs(c.lambda / before - sqrt(2.0)) < 1e-9, "10%% late at the target: lambda x%g in a quarter epoch",
+          c.lambda / before);
+    /* 2% early there (and the rest on the plan): lambda falls, by exp(-gain * log(1/0.98) / 4) */
+    snl_controller_lookahead(&c, 2.75, &la);
+    for (int i = 0; i < la.n; i++)
+        la.count[i] = (uint64_t)llround(snl_controller_planned(&c, 2.75 + la.horizon[i]) * 0.98);
+    before = c.lambda;
+    snl_controller_check(&c, (uint64_t)llround(snl_controller_planned(&c, 2.75)), &la, 2.75);
+    CHECK(c.lambda < before && !c.grew, "lambda %g -> %g with every prediction ahead of the plan", before, c.lambda);
+
     /* predictions ahead of the plan do not lower lambda while the count is behind it */
     before = c.lambda;
-    snl_controller_lookahead(&c, 2.5, &la);
+    snl_controller_lookahead(&c, 3.0, &la);
     for (int i = 0; i < la.n; i++) la.count[i] = 1;
-    snl_controller_check(&c, 2000, &la, 2.5);
+    snl_controller_check(&c, 2000, &la, 3.0);
     CHECK(c.lambda > before, "lambda %g -> %g with the count behind the plan", before, c.lambda);
 }
 

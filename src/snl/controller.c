@@ -31,7 +31,8 @@ double snl_controller_planned(const snl_controller *c, double progress)
     double s = (double)c->start_count, b = c->budget > 0 ? (double)c->budget : 1.0;
     if (s <= b) return b;
     if (progress <= c->hold) return s;
-    double f = (progress - c->hold) / (c->target_epochs - c->hold);
+    double end = c->target_epochs - SNL_PLAN_MARGIN * (c->target_epochs - c->hold);
+    double f = (progress - c->hold) / (end - c->hold);
     if (f > 1) f = 1;
     /* geometric: the same fraction of ReLUs goes each epoch */
     return s * pow(b / s, f);
@@ -63,8 +64,8 @@ void snl_lookahead_add(snl_lookahead *la, const snl_adam_view *a, const float *c
 }
 
 /* Multiplies lambda by a factor that grows with how far the count lags the plan
- * (in log space), now or at a predicted horizon, whichever lags most: at most 4x (or
- * 1/4) per epoch, scaled to the time since the last update. */
+ * (in log space), now or at a predicted horizon, whichever lags most: SNL_AUTO_GAIN x the
+ * lag per epoch, at most 4x (or 1/4) per epoch, scaled to the time since the last update. */
 static void adapt(snl_controller *c, uint64_t count, const snl_lookahead *la, double progress)
 {
     int have = 0;
@@ -94,7 +95,7 @@ static void adapt(snl_controller *c, uint64_t count, const snl_lookahead *la, do
     if (dt > 1) dt = 1;
     if (dt < 0) dt = 0;
     c->last_progress = progress;
-    double rate = 4.0 * lag;
+    double rate = SNL_AUTO_GAIN * lag;
     if (rate > log(4.0)) rate = log(4.0);
     if (rate < -log(4.0)) rate = -log(4.0);
     double factor = exp(rate * dt);
