@@ -7,6 +7,10 @@
 //     that reach this phase: no work is spent on the zeros a strided gather would test.
 // Element (i,kk) of A and (kk,j) of B are computed from these shapes on the fly.
 layout(constant_id = 10) const uint MODE = 0;
+// PADDED (modes 0, 2, 3): B was packed with its zero margin (conv_pack.comp) and the host
+// passes the grown plane in place of B's (H, W with pad 0, or P, Q with da, db moved), so
+// no element of B is outside: b_addr skips the bounds tests.
+layout(constant_id = 11) const bool PADDED = false;
 
 layout(push_constant) uniform Params {
     uint N, C, H, W;     // input x
@@ -92,6 +96,7 @@ int b_addr(BCol c, uint u, uint v, uint w)
 {
     if (MODE == 3u) {        // (u, v, w) = (k, i, j)
         int ph = c.h0 - int(v), pw = c.w0 - int(w);
+        if (PADDED) return c.base + int(u * p.P * p.Q) + ph * int(p.Q) + pw;
         if (ph < 0 || pw < 0 || ph >= int(p.P) || pw >= int(p.Q)) return -1;
         return c.base + int(u * p.P * p.Q) + ph * int(p.Q) + pw;
     }
@@ -115,7 +120,7 @@ int b_addr(BCol c, uint u, uint v, uint w)
         w2 = c.w0 + int(w * p.stride);
         off = int(u * p.C * p.H * p.W);
     }
-    if (h < 0 || w2 < 0 || h >= int(p.H) || w2 >= int(p.W)) return -1;
+    if (!PADDED && (h < 0 || w2 < 0 || h >= int(p.H) || w2 >= int(p.W))) return -1;
     return c.base + off + h * int(p.W) + w2;
 }
 

@@ -4,11 +4,25 @@
 // register-blocked implicit GEMM reading through texel buffers: the fast form on
 // lavapipe, where texel fetches are vectorised gathers (LAVAPIPE.md).
 // Each invocation computes TM output rows x TN output columns.
+// VEC4 (specialisation constant 2): A and B are RGBA32F views of operands packed by
+// conv_pack.comp so that each texel holds four consecutive terms of the reduction
+// (channels for modes 0 and 3, images for mode 2); the host passes the packed dim's
+// count of vec4s in its place (C for mode 0, K for mode 3, N for mode 2). A fetch then
+// brings four terms, and the gathers, which bound the speed on lavapipe, fall 4x.
+#extension GL_KHR_shader_subgroup_shuffle : enable
 #include "common.glsl"
 #include "conv_params.glsl"
 
 layout(constant_id = 0) const uint TM = 8;
 layout(constant_id = 1) const uint TN = 4;
+layout(constant_id = 2) const bool VEC4 = false;
+// SHARE_A (VEC4 only): every invocation of a workgroup (one row, LY = 1) has the same TM
+// rows of A, so the SG lanes of a subgroup fetch them TM / SG rows each and pass them
+// round with subgroupShuffle instead of all fetching all TM (TM a multiple of SG, the
+// subgroup size; the whole subgroup stays active through the loop).
+layout(constant_id = 3) const bool SHARE_A = false;
+layout(constant_id = 4) const uint SG = 8;
+const uint NA = SHARE_A ? TM / SG : 1;
 
 layout(binding = 0) uniform samplerBuffer A;     // weights (modes 0, 1) or dy (mode 2)
 layout(binding = 1) uniform samplerBuffer B;     // x (modes 0, 2) or dy (mode 1)
@@ -17,37 +31,57 @@ layout(binding = 3) buffer Out { float O[]; };
 
 void main()
 {
-    const uint M = gemm_m(), NC = gemm_n(), KR = gemm_k();
+    const uint M = gemm_m(), NC = gemm_n();
     const uint j0 = gl_GlobalInvocationID.x * TN;
     const uint i0 = gl_GlobalInvocationID.y * TM;
-    if (i0 >= M || j0 >= NC) return;
+    if (!SHARE_A && (i0 >= M || j0 >= NC)) return;
 
     uint arow[TM];
     [[unroll]] for (uint r = 0; r < TM; r++) arow[r] = a_row(min(i0 + r, M - 1));
     BCol bc[TN];
     [[unroll]] for (uint c = 0; c < TN; c++) bc[c] = b_col(min(j0 + c, NC - 1));
 
+    uint arow_own[NA];
+    [[unroll]] for (uint t = 0; t < NA; t++) arow_own[t] = a_row(min(i0 + t * SG + gl_SubgroupInvocationID, M - 1));
+
     float acc[TM * TN];
     [[unroll]] for (uint x = 0; x < TM * TN; x++) acc[x] = 0.0;
 
-    const uint V = red_v(), Wd = red_w();
+    const uint KR = gemm_k(), V = red_v(), Wd = red_w();
     uint u = 0, v = 0, w = 0;
     for (uint kk = 0; kk < KR; kk++) {
         const uint ak = a_red(u, v, w);
-        float a[TM], b[TN];
-        [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak)).x;
+        vec4 a[TM], b[TN];
+        if (SHARE_A) {
+            vec4 own[NA];
+            [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + ak));
+            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = subgroupShuffle(own[r / SG], r % SG);
+        } else {
+            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
+        }
         [[unroll]] for (uint c = 0; c < TN; c++) {
             const int addr = b_addr(bc[c], u, v, w);
-            b[c] = addr >= 0 ? texelFetch(B, addr).x : 0.0;
+            b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
         }
-        [[unroll]] for (uint r = 0; r < TM; r++)
-            [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r], b[c], acc[r * TN + c]);
+        if (VEC4) {
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                [[unroll]] for (uint c = 0; c < TN; c++) {
+                    float t = fma(a[r].x, b[c].x, acc[r * TN + c]);
+                    t = fma(a[r].y, b[c].y, t);
+                    t = fma(a[r].z, b[c].z, t);
+                    acc[r * TN + c] = fma(a[r].w, b[c].w, t);
+                }
+        } else {
+            [[unroll]] for (uint r = 0; r < TM; r++)
+                [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r].x, b[c].x, acc[r * TN + c]);
+        }
         if (++w == Wd) {
             w = 0;
             if (++v == V) { v = 0; u++; }
         }
     }
 
+    if (j0 >= NC) return;
     [[unroll]] for (uint r = 0; r < TM; r++) {
         const uint i = i0 + r;
         if (i >= M) break;

@@ -33,11 +33,15 @@ static void run_case(const shape *sh, gemm_variant v)
     ref_conv2d_backward_filter(dyd, xd, dwr, NULL, sh->n, sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad);
 
     vk_buf bx = h_upload(x, nx), bw = h_upload(w, nw), bb = h_upload(b, sh->k), bdy = h_upload(dy, ny);
-    vk_buf by, bdx, bdw, bdx2, bws;
-    CHECK_OK(vk_buf_alloc(ctx, conv_workspace_bytes(&cs), &bws));
+    vk_buf by, bdx, bdw, bdx2, bws, by2, bdw2;
+    CHECK_OK(vk_buf_alloc(ctx, conv_workspace_bytes(ctx, &cs, v), &bws));
     CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx2));
     h_poison(&bdx2, nx);
     CHECK_OK(vk_buf_alloc(ctx, ny * 4, &by));
+    CHECK_OK(vk_buf_alloc(ctx, ny * 4, &by2));
+    CHECK_OK(vk_buf_alloc(ctx, nw * 4, &bdw2));
+    h_poison(&by2, ny);
+    h_poison(&bdw2, nw);
     CHECK_OK(vk_buf_alloc(ctx, nx * 4, &bdx));
     CHECK_OK(vk_buf_alloc(ctx, nw * 4, &bdw));
     h_poison(&by, ny);
@@ -46,10 +50,13 @@ static void run_case(const shape *sh, gemm_variant v)
     vk_seq *q;
     CHECK_OK(vk_seq_create(ctx, &q));
     CHECK_OK(vk_seq_begin(q, 0));
-    CHECK_OK(op_conv2d_forward(q, ctx, &cs, &bx, &bw, &bb, &by, v));
+    /* with the workspace (texel: packed operands), and without it (the direct kernels) */
+    CHECK_OK(op_conv2d_forward(q, ctx, &cs, &bx, &bw, &bb, &by, &bws, v));
+    CHECK_OK(op_conv2d_forward(q, ctx, &cs, &bx, &bw, &bb, &by2, NULL, v));
     CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx, &bws, 0.0f, v));
-    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx2, NULL, 0.0f, v)); /* the direct kernel */
-    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx2, NULL, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, &bws, 0.0f, v));
+    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw2, NULL, 0.0f, v));
     CHECK_OK(vk_seq_end(q));
     CHECK_OK(vk_seq_run(q));
     CHECK_OK(vk_buf_read(ctx, &by, 0, y, ny * 4));
@@ -61,6 +68,12 @@ static void run_case(const shape *sh, gemm_variant v)
     CHECK_OK(vk_buf_read(ctx, &bdx2, 0, dx2, nx * 4));
     CHECK((e = h_rel_err(dx2, dxr, nx)) < 1e-5, "%s bwd-data direct kernel: rel err %.3g", vn, e);
     free(dx2);
+    float *y2 = malloc(ny * 4), *dw2 = malloc(nw * 4);
+    CHECK_OK(vk_buf_read(ctx, &by2, 0, y2, ny * 4));
+    CHECK_OK(vk_buf_read(ctx, &bdw2, 0, dw2, nw * 4));
+    CHECK((e = h_rel_err(y2, yr, ny)) < 1e-5, "%s fwd direct kernel: rel err %.3g", vn, e);
+    CHECK((e = h_rel_err(dw2, dwr, nw)) < 1e-5, "%s bwd-filter direct kernel: rel err %.3g", vn, e);
+    free(y2), free(dw2);
     CHECK((e = h_rel_err(y, yr, ny)) < 1e-5, "%s fwd n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn, sh->n,
           sh->c, sh->h, sh->w, sh->k, sh->ks, sh->st, sh->pad, e);
     CHECK((e = h_rel_err(dx, dxr, nx)) < 1e-5, "%s bwd-data n%d c%d %dx%d k%d ks%d st%d pad%d: rel err %.3g", vn,
@@ -96,15 +109,19 @@ static void run_case(const shape *sh, gemm_variant v)
 
     /* beta = 1 accumulates into an existing gradient */
     CHECK_OK(vk_seq_begin(q, 0));
-    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, 1.0f, v));
+    CHECK_OK(op_conv2d_backward_filter(q, ctx, &cs, &bdy, &bx, &bdw, &bws, 1.0f, v));
+    CHECK_OK(op_conv2d_backward_data(q, ctx, &cs, &bdy, &bw, &bdx, &bws, 1.0f, v));
     CHECK_OK(vk_seq_end(q));
     CHECK_OK(vk_seq_run(q));
     CHECK_OK(vk_buf_read(ctx, &bdw, 0, dw, nw * 4));
     for (size_t i = 0; i < nw; i++) dwr[i] *= 2;
     CHECK((e = h_rel_err(dw, dwr, nw)) < 1e-5, "%s bwd-filter accumulate: rel err %.3g", vn, e);
+    CHECK_OK(vk_buf_read(ctx, &bdx, 0, dx, nx * 4));
+    for (size_t i = 0; i < nx; i++) dxr[i] *= 2;
+    CHECK((e = h_rel_err(dx, dxr, nx)) < 1e-5, "%s bwd-data accumulate: rel err %.3g", vn, e);
 
     vk_seq_destroy(q);
-    vk_buf *bufs[] = {&bx, &bw, &bb, &bdy, &by, &bdx, &bdw, &bdx2, &bws};
+    vk_buf *bufs[] = {&bx, &bw, &bb, &bdy, &by, &bdx, &bdw, &bdx2, &bws, &by2, &bdw2};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) vk_buf_free(ctx, bufs[i]);
     free(x), free(w), free(b), free(dy), free(y), free(dx), free(dw);
     free(xd), free(wd), free(bd), free(dyd), free(yr), free(dxr), free(dwr), free(yp), free(ym);

@@ -139,7 +139,7 @@ static snlvk_status bench_conv(bench_env *e, const conv_shape *cs)
     for (int mode = 0; mode < 3; mode++) {
         if (!wanted(e, ops[mode])) continue;
         vk_buf *x = NULL, *w = NULL, *y = NULL, *ws = NULL;
-        snlvk_status s = rand_buf(e, conv_workspace_bytes(cs) / 4, &ws);
+        snlvk_status s = rand_buf(e, conv_workspace_bytes(e->ctx, cs, GEMM_AUTO) / 4, &ws);
         if (s == SNLVK_OK) s = rand_buf(e, mode == 1 ? ny : nx, &x);
         if (s == SNLVK_OK) s = rand_buf(e, mode == 2 ? ny : nw, &w);
         if (s == SNLVK_OK) s = rand_buf(e, mode == 0 ? ny : mode == 1 ? nx : nw, &y);
@@ -147,9 +147,9 @@ static snlvk_status bench_conv(bench_env *e, const conv_shape *cs)
         if (s == SNLVK_OK) s = vk_seq_create(e->ctx, &q);
         if (s == SNLVK_OK) s = vk_seq_begin(q, 1);
         if (s == SNLVK_OK) {
-            if (mode == 0) s = op_conv2d_forward(q, e->ctx, cs, x, w, NULL, y, GEMM_AUTO);
+            if (mode == 0) s = op_conv2d_forward(q, e->ctx, cs, x, w, NULL, y, NULL, GEMM_AUTO) /* as models run it */;
             else if (mode == 1) s = op_conv2d_backward_data(q, e->ctx, cs, x, w, y, ws, 0.0f, GEMM_AUTO);
-            else s = op_conv2d_backward_filter(q, e->ctx, cs, w, x, y, 0.0f, GEMM_AUTO);
+            else s = op_conv2d_backward_filter(q, e->ctx, cs, w, x, y, ws, 0.0f, GEMM_AUTO);
         }
         if (s == SNLVK_OK) s = vk_seq_end(q);
         snlvk_op_bench r;

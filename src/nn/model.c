@@ -101,7 +101,7 @@ static snlvk_status conv(nn_model *m, const char *name, int in, uint32_t k, uint
     SNLVK_TRY(add_param(m, pname, NN_PARAM_WEIGHT, 4, shape, &w));
     int y = -1;
     SNLVK_TRY(add_tensor(m, cs.n, k, conv_out_h(&cs), conv_out_w(&cs), &y));
-    size_t ws = conv_workspace_bytes(&cs);
+    size_t ws = conv_workspace_bytes(m->ctx, &cs, GEMM_AUTO);
     if (ws > m->conv_workspace.size) {
         vk_buf_free(m->ctx, &m->conv_workspace);
         SNLVK_TRY(vk_buf_alloc(m->ctx, ws, &m->conv_workspace));
@@ -454,7 +454,7 @@ snlvk_status nn_record_forward(nn_model *m, vk_seq *q, int train)
         switch (op->kind) {
         case NN_CONV:
             SNLVK_TRY(op_conv2d_forward(q, ctx, &op->conv, &x->value, &m->params[op->param[0]].value, NULL, &y->value,
-                                        GEMM_AUTO));
+                                        NULL, GEMM_AUTO));
             break;
         case NN_BN: {
             bn_shape s = bn_shape_of(x);
@@ -518,7 +518,8 @@ snlvk_status nn_record_backward(nn_model *m, vk_seq *q, int frozen_masks, const 
         switch (op->kind) {
         case NN_CONV: {
             nn_param *w = &m->params[op->param[0]];
-            s = op_conv2d_backward_filter(q, ctx, &op->conv, &y->grad, &x->value, &w->grad, 0.0f, GEMM_AUTO);
+            s = op_conv2d_backward_filter(q, ctx, &op->conv, &y->grad, &x->value, &w->grad, &m->conv_workspace, 0.0f,
+                                          GEMM_AUTO);
             if (s == SNLVK_OK && need_dx)
                 s = op_conv2d_backward_data(q, ctx, &op->conv, &y->grad, &w->value, &x->grad, &m->conv_workspace,
                                             beta, GEMM_AUTO);

@@ -72,7 +72,7 @@ typedef struct nn_model {
     int n_bn;
     int64_t *bn_batches;   /* num_batches_tracked of each BN, host side */
     int input, logits;     /* tensor indices */
-    vk_buf conv_workspace; /* flipped weights for stride-1 backward-data */
+    vk_buf conv_workspace; /* the convolutions' scratch (conv_workspace_bytes) */
     vk_buf lambda;         /* one float: the SNL lambda read by the mask gradient */
 } nn_model;
 
