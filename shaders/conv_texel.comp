@@ -51,19 +51,19 @@ void main()
     uint u = 0, v = 0, w = 0;
     for (uint kk = 0; kk < KR; kk++) {
         const uint ak = a_red(u, v, w);
-        vec4 a[TM], b[TN];
-        if (SHARE_A) {
-            vec4 own[NA];
-            [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + ak));
-            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = subgroupShuffle(own[r / SG], r % SG);
-        } else {
-            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
-        }
-        [[unroll]] for (uint c = 0; c < TN; c++) {
-            const int addr = b_addr(bc[c], u, v, w);
-            b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
-        }
         if (VEC4) {
+            vec4 a[TM], b[TN];
+            if (SHARE_A) {
+                vec4 own[NA];
+                [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + ak));
+                [[unroll]] for (uint r = 0; r < TM; r++) a[r] = subgroupShuffle(own[r / SG], r % SG);
+            } else {
+                [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
+            }
+            [[unroll]] for (uint c = 0; c < TN; c++) {
+                const int addr = b_addr(bc[c], u, v, w);
+                b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
+            }
             [[unroll]] for (uint r = 0; r < TM; r++)
                 [[unroll]] for (uint c = 0; c < TN; c++) {
                     float t = fma(a[r].x, b[c].x, acc[r * TN + c]);
@@ -72,8 +72,14 @@ void main()
                     acc[r * TN + c] = fma(a[r].w, b[c].w, t);
                 }
         } else {
+            float a[TM], b[TN];
+            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak)).x;
+            [[unroll]] for (uint c = 0; c < TN; c++) {
+                const int addr = b_addr(bc[c], u, v, w);
+                b[c] = addr >= 0 ? texelFetch(B, addr).x : 0.0;
+            }
             [[unroll]] for (uint r = 0; r < TM; r++)
-                [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r].x, b[c].x, acc[r * TN + c]);
+                [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r], b[c], acc[r * TN + c]);
         }
         if (++w == Wd) {
             w = 0;
