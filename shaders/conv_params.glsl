@@ -96,8 +96,7 @@ int b_addr(BCol c, uint u, uint v, uint w)
 {
     if (MODE == 3u) {        // (u, v, w) = (k, i, j)
         int ph = c.h0 - int(v), pw = c.w0 - int(w);
-        if (PADDED) return c.base + int(u * p.P * p.Q) + ph * int(p.Q) + pw;
-        if (ph < 0 || pw < 0 || ph >= int(p.P) || pw >= int(p.Q)) return -1;
+        if (!PADDED && (ph < 0 || pw < 0 || ph >= int(p.P) || pw >= int(p.Q))) return -1;
         return c.base + int(u * p.P * p.Q) + ph * int(p.Q) + pw;
     }
     if (MODE == 1u) {        // (u, v, w) = (k, r, s)

@@ -162,12 +162,19 @@ static snlvk_status pack_operands(vk_seq *q, snlvk_context *ctx, const conv_shap
     return SNLVK_OK;
 }
 
+/* The push constants of shape s (mode 3's phase fields zero). */
+static conv_push push_of(const conv_shape *s, uint32_t has_bias, float beta)
+{
+    conv_push p = {s->n, s->c, s->h, s->w, s->k, s->ksize, s->ksize, conv_out_h(s), conv_out_w(s),
+                   s->stride, s->pad, has_bias, beta, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    return p;
+}
+
 static snlvk_status conv_dispatch(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode, const vk_buf *a,
                                   const vk_buf *b, const vk_buf *bias, const vk_buf *out, float beta, gemm_variant v)
 {
     SNLVK_TRY(conv_check(s));
-    conv_push p = {s->n, s->c, s->h, s->w, s->k, s->ksize, s->ksize, conv_out_h(s), conv_out_w(s),
-                   s->stride, s->pad, bias != NULL, beta, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    conv_push p = push_of(s, bias != NULL, beta);
     return conv_dispatch_push(q, ctx, s, mode, vk_bind(a), vk_bind(b), bias, out, &p, v, 0);
 }
 
@@ -178,8 +185,7 @@ static snlvk_status conv_packed(vk_seq *q, snlvk_context *ctx, const conv_shape 
     SNLVK_TRY(conv_check(s));
     vk_binding pa, pb;
     SNLVK_TRY(pack_operands(q, ctx, s, (int)mode, a, b, ws, &pa, &pb));
-    conv_push p = {s->n, s->c, s->h, s->w, s->k, s->ksize, s->ksize, conv_out_h(s), conv_out_w(s),
-                   s->stride, s->pad, bias != NULL, beta, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    conv_push p = push_of(s, bias != NULL, beta);
     /* the packed dim counts vec4s; B's plane is the grown one, without padding */
     plane pl = packed_plane(s, (int)mode);
     if (mode == 0) p.c = (uint32_t)div4(s->c);
@@ -199,10 +205,11 @@ static snlvk_status conv_backward_data_phases(vk_seq *q, snlvk_context *ctx, con
     vk_binding a = vk_bind(w), b = vk_bind(dy);
     if (vec4) SNLVK_TRY(pack_operands(q, ctx, s, 3, w, dy, ws, &a, &b));
     uint32_t st = s->stride, ks = s->ksize;
+    const plane pl = packed_plane(s, 3); /* dy's plane grown by its margin, when packed */
     for (uint32_t pa = 0; pa < st && pa < s->h; pa++)
         for (uint32_t pb = 0; pb < st && pb < s->w; pb++) {
-            conv_push p = {s->n, s->c, s->h, s->w, vec4 ? (uint32_t)div4(s->k) : s->k, ks, ks, conv_out_h(s),
-                           conv_out_w(s), st, s->pad, 0, beta, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+            conv_push p = push_of(s, 0, beta);
+            if (vec4) p.k = (uint32_t)div4(s->k);
             p.pa = pa, p.pb = pb;
             p.ph = (s->h - pa + st - 1) / st;
             p.pw = (s->w - pb + st - 1) / st;
@@ -212,10 +219,7 @@ static snlvk_status conv_backward_data_phases(vk_seq *q, snlvk_context *ctx, con
             p.ss = p.t0 < ks ? (ks - p.t0 + st - 1) / st : 0;
             p.da = (pa + s->pad - p.r0) / st;
             p.db = (pb + s->pad - p.t0) / st;
-            if (vec4) { /* dy's plane grown by its margin */
-                plane pl = packed_plane(s, 3);
-                p.p = pl.hp, p.q = pl.wp, p.da += pl.m, p.db += pl.m;
-            }
+            if (vec4) p.p = pl.hp, p.q = pl.wp, p.da += pl.m, p.db += pl.m;
             SNLVK_TRY(conv_dispatch_push(q, ctx, s, 3, a, b, NULL, dx, &p, v, vec4));
         }
     return SNLVK_OK;
