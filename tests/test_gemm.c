@@ -78,6 +78,17 @@ static void sizes_for(gemm_variant v)
     check_gemm(70, 9, 31, 1, 0, GEMM_BIAS_ROW, 0, 0, v);
     check_gemm(45, 23, 19, 1, 1, GEMM_BIAS_NONE, 1.0f, 0, v);
     check_gemm(13, 29, 11, 0, 0, GEMM_BIAS_NONE, 0, 3, v);
+    /* dims multiples of four (the texel kernel's vec4 reads, every combination of A and B
+     * along k or along rows / columns), blocks cut by the edge, a K % 4 tail, batches,
+     * bias with accumulation, and fewer rows than a subgroup shares */
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            check_gemm(36, 20, 64, ta, tb, GEMM_BIAS_NONE, 0, 0, v);
+            check_gemm(36, 20, 66, ta, tb, GEMM_BIAS_NONE, 0, 0, v);
+            check_gemm(12, 28, 20, ta, tb, GEMM_BIAS_NONE, 0, 3, v);
+        }
+    check_gemm(40, 24, 16, 0, 1, GEMM_BIAS_COL, 1.0f, 0, v);
+    check_gemm(4, 4, 4, 0, 0, GEMM_BIAS_ROW, 0, 0, v);
 }
 
 static void test_gemm_texel(void) { sizes_for(GEMM_TEXEL); }

@@ -45,12 +45,24 @@ snlvk_status op_gemm(vk_seq *s, snlvk_context *ctx, const gemm_args *g)
     const vk_pipeline *pipe;
     gemm_variant v = gemm_pick_variant(ctx, g->variant);
     if (v == GEMM_TEXEL) {
-        enum { TM = 8, TN = 4 };
-        vk_pipeline_desc d = {.shader = "gemm_texel", .bindings = "ttts", .push_size = sizeof p,
-                              .n_spec = 2, .spec = {TM, TN}, .local_size = {16, 4, 1}};
+        /* vec4 reads (gemm_texel.comp: AV, BV) where the contiguous dim and the batch
+         * strides are multiples of four; A's rows shared across a subgroup when read along k */
+        const int bat = batch > 1;
+        const uint32_t av = !g->trans_a && g->k % 4 == 0 && (!bat || g->a_bs % 4 == 0)  ? 1
+                          : g->trans_a && g->m % 4 == 0 && (!bat || g->a_bs % 4 == 0)   ? 2 : 0;
+        const uint32_t bv = g->trans_b && g->k % 4 == 0 && (!bat || g->b_bs % 4 == 0)  ? 1
+                          : !g->trans_b && g->n % 4 == 0 && (!bat || g->b_bs % 4 == 0) ? 2 : 0;
+        const uint32_t TM = 16, TN = 8, LX = 16, sg = ctx->info.subgroup_size;
+        const uint32_t share = av == 1 && ctx->info.subgroup_shuffle && sg && TM % sg == 0 && LX % sg == 0;
+        char bindings[5] = {av ? 'T' : 't', bv ? 'T' : 't', 't', 's', 0};
+        vk_pipeline_desc d = {.shader = "gemm_texel", .bindings = bindings, .push_size = sizeof p, .n_spec = 6,
+                              .spec = {TM, TN, av, bv, share, share ? sg : 8}, .local_size = {LX, share ? 1 : 4, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-        return vk_seq_dispatch(s, pipe, binds, 4, &p, vk_div_up(vk_div_up(g->n, TN), 16),
-                               vk_div_up(vk_div_up(g->m, TM), 4), batch);
+        /* a vec4 view covers whole vec4s only */
+        if (av) binds[0].size = g->a->size & ~(VkDeviceSize)15;
+        if (bv) binds[1].size = g->b->size & ~(VkDeviceSize)15;
+        return vk_seq_dispatch(s, pipe, binds, 4, &p, vk_div_up(vk_div_up(g->n, TN), LX),
+                               vk_div_up(vk_div_up(g->m, TM), d.local_size[1]), batch);
     }
     enum { BM = 64, BN = 64, BK = 16, TM = 4, TN = 4 };
     vk_pipeline_desc d = {.shader = "gemm_tiled", .bindings = "ssss", .push_size = sizeof p,
