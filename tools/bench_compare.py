@@ -3,7 +3,10 @@
 machine and prints one table: time of each op in both, snlvk's GFLOP/s (compute-bound
 ops) and GB/s (its byte count over its time: the measure for memory-bound ops, which
 report 0 FLOP), and snlvk's throughput as a multiple of PyTorch's (above 1: snlvk is
-faster). Ops that only one side timed are listed at the end.
+faster), twice: from the medians and from the fastest runs. On a shared machine PyTorch's
+times swing several-fold from run to run (oneDNN's threads compete with the neighbours);
+the best-run ratio compares the two at their least disturbed. Ops that only one side timed
+are listed at the end.
 
     /usr/bin/python3 tools/bench_compare.py [--snlvk build/snlvk] [--model resnet18] [--batch 32]
 """
@@ -35,17 +38,22 @@ def main():
                                         str(a.threads)] + filt, check=True, capture_output=True, text=True).stdout)
     ref = {(r["op"], r["shape"]): r for r in theirs["ops"]}
     print(f"snlvk on {ours['device']}  vs  {theirs['device']}; {a.model}, batch {a.batch}, medians of {a.reps}")
-    print(f"{'op':24s} {'shape':34s} {'snlvk ms':>9s} {'torch ms':>9s} {'GFLOP/s':>8s} {'GB/s':>7s} {'ratio':>6s}")
+    print(f"{'op':24s} {'shape':34s} {'snlvk ms':>9s} {'torch ms':>9s} {'GFLOP/s':>8s} {'GB/s':>7s} {'ratio':>6s} "
+          f"{'best ms':>8s} {'torch':>8s} {'ratio':>6s}")
     rows = []
     for r in ours["ops"]:
         t = ref.get((r["op"], r["shape"]))
         ratio = t["median_ms"] / r["median_ms"] if t else None
+        best = t["min_ms"] / r["min_ms"] if t and r.get("min_ms") else None
         rows.append({"op": r["op"], "shape": r["shape"], "snlvk_ms": r["median_ms"],
                      "torch_ms": t["median_ms"] if t else None, "snlvk_gflops": r["gflops"],
-                     "snlvk_gbs": r.get("gbs", 0.0), "ratio": ratio})
+                     "snlvk_gbs": r.get("gbs", 0.0), "ratio": ratio, "snlvk_min_ms": r.get("min_ms"),
+                     "torch_min_ms": t["min_ms"] if t else None, "ratio_best": best})
+        nan = float("nan")
         print(f"{r['op']:24s} {r['shape']:34s} {r['median_ms']:9.3f} "
-              f"{(t['median_ms'] if t else float('nan')):9.3f} {r['gflops']:8.2f} {r.get('gbs', 0.0):7.2f} "
-              f"{(ratio if ratio else float('nan')):6.2f}")
+              f"{(t['median_ms'] if t else nan):9.3f} {r['gflops']:8.2f} {r.get('gbs', 0.0):7.2f} "
+              f"{(ratio if ratio else nan):6.2f} {r.get('min_ms', nan):8.3f} {(t['min_ms'] if t else nan):8.3f} "
+              f"{(best if best else nan):6.2f}")
     ours_keys = {(r["op"], r["shape"]) for r in ours["ops"]}
     only_torch = [k for k in ref if k not in ours_keys]
     only_ours = sum(1 for r in rows if r["torch_ms"] is None)

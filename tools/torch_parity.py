@@ -9,7 +9,14 @@ Scenarios:
             BN) + lambda*sum|c| with masks drawn in [0.2, 1], one Adam step (lr 1e-3) on
             weights and masks.
 Tensors written: input, labels, init.<name> (the state before the step), logits, ce, kd,
-grad.<param>, after_sgd.<param>, after_adam.<param>, after.<buffer> (BN running stats).
+grad.<param>, after_sgd.<param>, after_adam.<param>, after.<buffer> (BN running stats),
+relu_pos.<site> (U8: which inputs of each masked ReLU were > 0 in the step's forward).
+
+ReLU kinks: an input within rounding distance of zero may fall on the other side in an
+fp32 implementation than in this float64 reference, and the gradient through it then
+differs by a whole term. --relu-signs FILE (relu_pos.<site> tensors, as written here)
+makes the reference take those sides instead, and fails unless every input whose side
+changes is within 1e-4 x its tensor's RMS of zero.
 
     /usr/bin/python3 tools/torch_parity.py --arch resnet8-mini --scenario mask --batch 4 --out F
     (--arch: resnet8-mini, resnet18, resnet34, wrn22-8; --optimizers adam writes only that step)
@@ -23,6 +30,27 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import snl_models  # noqa: E402
+
+
+def follow_signs(mod, site, positives, forced):
+    """A forward for the masked ReLU `mod` that records which inputs are > 0 (the first
+    call's, into positives[site]) and, given `forced`, takes those sides instead."""
+    def forward(x):
+        own = x.detach() > 0
+        positives.setdefault(site, own.clone())
+        if forced is None:
+            return mod.alphas * F.relu(x) + (1 - mod.alphas) * x
+        if forced.shape != own.shape:
+            sys.exit(f"--relu-signs: relu_pos.{site} has shape {list(forced.shape)}, expected {list(own.shape)}")
+        moved = forced != own
+        if moved.any():
+            rms = x.detach().pow(2).mean().sqrt()
+            worst = x.detach().abs()[moved].max()
+            if worst > 1e-4 * rms:
+                sys.exit(f"--relu-signs: {int(moved.sum())} inputs of {site} change side, one of them {worst.item():.3g} "
+                         f"from zero (RMS {rms.item():.3g}): more than a rounding difference")
+        return mod.alphas * (x * forced.to(x.dtype)) + (1 - mod.alphas) * x
+    return forward
 
 
 def main():
@@ -41,6 +69,7 @@ def main():
     ap.add_argument("--float32", action="store_true",
                     help="compute the step in float32 from the same state (default: float64, so the reference is "
                          "exact to fp32 precision); PyTorch's own fp32 error is then the distance between the two")
+    ap.add_argument("--relu-signs", help="a safetensors file of relu_pos.<site> tensors to follow (see above)")
     ap.add_argument("--out", required=True)
     a = ap.parse_args()
     # the state is drawn in float64 either way, so both precisions start from the same numbers
@@ -110,6 +139,20 @@ def main():
             return list(model.parameters())
         return [p for n, p in model.named_parameters() if not n.endswith("alphas")]
 
+    positives, forced = {}, {}
+    if a.relu_signs:
+        if not os.path.isfile(a.relu_signs):
+            sys.exit(f"--relu-signs: {a.relu_signs}: no such file")
+        forced = {k[len("relu_pos."):]: v.bool() for k, v in snl_models.load_safetensors(a.relu_signs)[0].items()
+                  if k.startswith("relu_pos.")}
+    for site, mod in net.named_modules():
+        if isinstance(mod, snl_models.MaskedReLU):
+            mod.forward = follow_signs(mod, site, positives, forced.get(site))
+    sites = dict(net.named_modules())
+    for site in forced:
+        if not isinstance(sites.get(site), snl_models.MaskedReLU):
+            sys.exit(f"{a.relu_signs}: relu_pos.{site} names no masked ReLU of {a.arch}")
+
     # gradients and the SGD / Adam steps each start from the same state
     net.train()
     logits, ce, kd, total = loss_fn(net)
@@ -140,6 +183,8 @@ def main():
         opt.step()
         for n, p in net.named_parameters():
             out[f"after_{opt_name}." + n] = p.detach().clone()
+    for site, pos in positives.items():
+        out["relu_pos." + site] = pos.to(torch.uint8)
     out = {k: (v.float() if v.is_floating_point() else v) for k, v in out.items()}
     snl_models.save_safetensors(a.out, out, {"arch": a.arch, "scenario": a.scenario, "lambda": a.lam,
                                              "granularity": a.granularity})

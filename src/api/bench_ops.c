@@ -147,8 +147,8 @@ static snlvk_status bench_conv(bench_env *e, const conv_shape *cs)
         if (s == SNLVK_OK) s = vk_seq_create(e->ctx, &q);
         if (s == SNLVK_OK) s = vk_seq_begin(q, 1);
         if (s == SNLVK_OK) {
-            /* the forward as models run it: unpacked (ops/conv.h) */
-            if (mode == 0) s = op_conv2d_forward(q, e->ctx, cs, x, w, NULL, y, NULL, GEMM_AUTO);
+            /* each op as models run it, with the workspace */
+            if (mode == 0) s = op_conv2d_forward(q, e->ctx, cs, x, w, NULL, y, ws, GEMM_AUTO);
             else if (mode == 1) s = op_conv2d_backward_data(q, e->ctx, cs, x, w, y, ws, 0.0f, GEMM_AUTO);
             else s = op_conv2d_backward_filter(q, e->ctx, cs, w, x, y, ws, 0.0f, GEMM_AUTO);
         }

@@ -454,7 +454,7 @@ snlvk_status nn_record_forward(nn_model *m, vk_seq *q, int train)
         switch (op->kind) {
         case NN_CONV:
             SNLVK_TRY(op_conv2d_forward(q, ctx, &op->conv, &x->value, &m->params[op->param[0]].value, NULL, &y->value,
-                                        NULL, GEMM_AUTO));
+                                        &m->conv_workspace, GEMM_AUTO));
             break;
         case NN_BN: {
             bn_shape s = bn_shape_of(x);

@@ -18,9 +18,9 @@ static inline uint32_t conv_out_w(const conv_shape *s) { return (s->w + 2 * s->p
 
 snlvk_status conv_check(const conv_shape *s);
 /* y[n,k,p,q] = sum w[k,c,r,s] x[n,c,p*st+r-pad,q*st+s-pad] (+ bias[k]); bias may be NULL.
- * A workspace packs the operands (texel): faster, but it sums the channels four at a time,
- * an fp32 order that moves deep nets' gradients (wrn22-8 at batch 2) up to 4e-4 from the
- * float64 reference, past tests/test_model.c's 1e-4; models therefore pass NULL. */
+ * A workspace (conv_workspace_bytes) packs the operands (texel variant; NULL: the direct
+ * kernel). The packed kernel sums a reduction in another order than the direct one,
+ * (c/4, r, s, c%4) against (c, r, s), equally accurate (tests/test_conv.c). */
 snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *x, const vk_buf *w,
                                const vk_buf *bias, const vk_buf *y, const vk_buf *workspace, gemm_variant v);
 /* Scratch the three ops use with variant v, in bytes: the packed operands (texel) or the

@@ -54,7 +54,8 @@ snlvk_status op_gemm(vk_seq *s, snlvk_context *ctx, const gemm_args *g)
                           : !g->trans_b && g->n % 4 == 0 && (!bat || g->b_bs % 4 == 0) ? 2 : 0;
         const uint32_t TM = 16, TN = 8, LX = 16, sg = ctx->info.subgroup_size;
         const uint32_t share = av == 1 && ctx->info.subgroup_shuffle && sg && TM % sg == 0 && LX % sg == 0;
-        char bindings[5] = {av ? 'T' : 't', bv ? 'T' : 't', 't', 's', 0};
+        /* static strings: the pipeline cache keeps the description's pointers */
+        const char *bindings = av ? (bv ? "TTts" : "Ttts") : (bv ? "tTts" : "ttts");
         vk_pipeline_desc d = {.shader = "gemm_texel", .bindings = bindings, .push_size = sizeof p, .n_spec = 6,
                               .spec = {TM, TN, av, bv, share, share ? sg : 8}, .local_size = {LX, share ? 1 : 4, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
