@@ -84,8 +84,10 @@ then ok resume-stage-all; else bad resume-stage-all; fi
 # the fine-tune stage alone from a mask snapshot, with exactly the budget kept
 if "$SNLVK" train $DATA --stage finetune --init "$tmp/run/mask-4000.safetensors" --relu-budget 4000 --exact-budget \
     --finetune-epochs 1 --out "$tmp/ft" >"$tmp/out" 2>&1 &&
-   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; assert r['relus']==4000, r" \
-    "$tmp/ft/summary.json" >>"$tmp/out" 2>&1; then
+   "$PY" -c "import json,sys; r=json.load(open(sys.argv[1]))['results'][0]; assert r['relus']==4000, r
+# the snapshot's mask-phase result travels with it
+assert r['acc_soft'] > 0 and r['mask_epochs'] > 0, r" \
+    "$tmp/ft/summary.json" >>"$tmp/out" 2>&1 && grep -q "(soft masks 0\.[0-9]*)" "$tmp/out"; then
     ok finetune-exact-budget
 else
     bad finetune-exact-budget

@@ -21,7 +21,8 @@ typedef struct snl_budget_result {
     double lambda;          /* lambda when the budget was met */
     uint64_t soft_count;    /* ReLUs (c > threshold) at the snapshot */
     uint64_t relus;         /* ReLUs after binarizing */
-    double acc_soft, acc_binarized, acc_finetuned;
+    double acc_soft, acc_binarized, acc_finetuned; /* acc_soft -1: unknown (--stage finetune from a
+                                                      checkpoint without its mask-phase result) */
     int finetune_best_epoch;
     double seconds;
     snl_method method;

@@ -593,7 +593,8 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, d
     if (s == SNLVK_OK) s = run_evaluate(r, t, &loss, &br->acc_binarized, &top5);
     if (s == SNLVK_OK) {
         char soft[48] = ""; /* a baseline has no soft masks */
-        if (br->method == SNL_METHOD_SNL) snprintf(soft, sizeof soft, " (soft masks %.4f)", br->acc_soft);
+        if (br->method == SNL_METHOD_SNL && br->acc_soft >= 0)
+            snprintf(soft, sizeof soft, " (soft masks %.4f)", br->acc_soft);
         run_say(r, "%s %llu: %llu ReLUs with binary masks, accuracy %.4f%s; %s %d epochs", tag,
                 (unsigned long long)br->budget, (unsigned long long)br->relus, br->acc_binarized, soft,
                 br->method == SNL_METHOD_SNL ? "fine-tuning" : "training", epochs);
@@ -833,8 +834,17 @@ snlvk_status run_snl(run *r)
                 char path[1100];
                 snapshot_path(st, br->budget, path, sizeof path);
                 s = ckpt_load(st->m, path, NULL, 0);
-            } else if (i > 0)
-                s = ckpt_load(st->m, st->init, NULL, 0);
+            } else {
+                if (i > 0) s = ckpt_load(st->m, st->init, NULL, 0);
+                /* a mask-phase snapshot of this budget carries its mask-phase result */
+                snl_budget_result got;
+                if (meta_get_result(st->init, br->budget, &got)) {
+                    br->met = got.met, br->mask_epochs = got.mask_epochs, br->lambda = got.lambda;
+                    br->soft_count = got.soft_count, br->acc_soft = got.acc_soft;
+                } else {
+                    br->acc_soft = -1; /* unknown */
+                }
+            }
             if (s == SNLVK_OK) s = binarize(st, br->budget);
             if (s == SNLVK_OK) s = finetune(st, br, ft_epochs, b0);
             br->seconds = run_now() - b0;
