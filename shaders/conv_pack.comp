@@ -13,22 +13,25 @@ layout(constant_id = 0) const uint BLOCK = 1;
 
 layout(binding = 0) uniform samplerBuffer X;
 layout(binding = 1) writeonly buffer Out { vec4 O[]; };
-layout(push_constant) uniform Params { uint D0, D1, H, W, HP, WP, M; } p;
+layout(push_constant) uniform Params { uint D0, D1, H, W, HP, WP, M, plane0; } p;
 
+// One invocation per output vec4: x, y from the grid, the plane (o0, o1) from its z (plus
+// plane0, for dispatches split by the device's workgroup-count limit). No
+// index is split by a division per element: on lavapipe an integer division is a scalar
+// loop over the SIMD lanes, and with one index split into four coordinates per element
+// the divisions, not the memory, bounded this kernel.
 void main()
 {
-    const uint B0 = BLOCK == 0u ? (p.D0 + 3u) / 4u : p.D0, B1 = BLOCK == 1u ? (p.D1 + 3u) / 4u : p.D1;
-    const uint SP = p.HP * p.WP, total = B0 * B1 * SP;
-    const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
-    for (uint g = gl_GlobalInvocationID.x; g < total; g += stride) {
-        const uint sp = g % SP, t = g / SP, o1 = t % B1, o0 = t / B1;
-        const uint y = sp / p.WP - p.M, x = sp % p.WP - p.M; // wrap past the top: large
-        const bool inside = y < p.H && x < p.W;
-        vec4 v;
-        [[unroll]] for (uint e = 0; e < 4u; e++) {
-            const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
-            v[e] = inside && d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * p.W + x)).x : 0.0;
-        }
-        O[g] = v;
+    const uint xo = gl_GlobalInvocationID.x, yo = gl_GlobalInvocationID.y, plane = p.plane0 + gl_WorkGroupID.z;
+    if (xo >= p.WP || yo >= p.HP) return;
+    const uint B1 = BLOCK == 1u ? (p.D1 + 3u) / 4u : p.D1;
+    const uint o1 = plane % B1, o0 = plane / B1;
+    const uint y = yo - p.M, x = xo - p.M; // wrap past the top: large
+    const bool inside = y < p.H && x < p.W;
+    vec4 v;
+    [[unroll]] for (uint e = 0; e < 4u; e++) {
+        const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
+        v[e] = inside && d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * p.W + x)).x : 0.0;
     }
+    O[(plane * p.HP + yo) * p.WP + xo] = v;
 }

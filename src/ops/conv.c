@@ -126,14 +126,23 @@ static int use_packed(snlvk_context *ctx, gemm_variant v, const vk_buf *workspac
 static snlvk_status pack(vk_seq *q, snlvk_context *ctx, const vk_buf *src, uint32_t d0, uint32_t d1, plane pl,
                          uint32_t block, const vk_buf *ws, uint64_t off, uint64_t bytes)
 {
-    struct { uint32_t d0, d1, h, w, hp, wp, m; } pp = {d0, d1, pl.h, pl.w, pl.hp, pl.wp, pl.m};
+    struct { uint32_t d0, d1, h, w, hp, wp, m, plane0; } pp = {d0, d1, pl.h, pl.w, pl.hp, pl.wp, pl.m, 0};
+    /* 8x8 workgroups on planes, 4x4 on the weights' 3x3 taps */
+    const uint32_t lx = pl.wp >= 8 ? 8 : 4, ly = pl.hp >= 8 ? 8 : 4;
     vk_pipeline_desc d = {.shader = "conv_pack", .bindings = "ts", .push_size = sizeof pp, .n_spec = 1,
-                          .spec = {block}, .local_size = {64, 1, 1}};
+                          .spec = {block}, .local_size = {lx, ly, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[2] = {vk_bind(src), {ws, off, bytes}};
-    uint64_t groups = vk_div_up(bytes / 16, 64);
-    return vk_seq_dispatch(q, pipe, binds, 2, &pp, (uint32_t)(groups > 4096 ? 4096 : groups), 1, 1);
+    /* one workgroup layer per output plane, in dispatches of at most the device's z count */
+    const uint32_t planes = (uint32_t)(block == 0 ? div4(d0) * d1 : d0 * div4(d1));
+    const uint32_t zmax = ctx->props.limits.maxComputeWorkGroupCount[2];
+    for (uint32_t p0 = 0; p0 < planes; p0 += zmax) {
+        pp.plane0 = p0;
+        SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 2, &pp, vk_div_up(pl.wp, lx), vk_div_up(pl.hp, ly),
+                                  planes - p0 < zmax ? planes - p0 : zmax));
+    }
+    return SNLVK_OK;
 }
 
 static plane flat(uint32_t h, uint32_t w) { plane pl = {h, w, h, w, 0}; return pl; }
