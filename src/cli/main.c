@@ -597,8 +597,22 @@ static int cmd_help(int argc, char **argv)
     return 0;
 }
 
+/* lavapipe compiles kernels for LP_NATIVE_VECTOR_WIDTH-bit vectors, 256 unless told. On
+ * a CPU with AVX-512 the command line asks for 512 unless the variable is set already:
+ * on a 2-core AMD Zen 5 the convolutions ran 15-20% faster and a resnet8-mini training
+ * step 3-7% (interleaved runs); on an AVX-512 Zen 4 it was no faster.
+ * The variable is read when the driver starts, so this must precede any Vulkan call;
+ * LP_NATIVE_VECTOR_WIDTH=256 keeps the driver's default. */
+static void prefer_wide_vectors(void)
+{
+#if defined(__x86_64__) && defined(__GNUC__)
+    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_supports("avx512f")) setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    prefer_wide_vectors();
     if (argc < 2) {
         print_usage(stderr);
         return EXIT_USAGE;
