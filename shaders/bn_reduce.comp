@@ -14,6 +14,10 @@
 #include "common.glsl"
 
 layout(constant_id = 0) const uint MODE = 0;
+// VEC4 (H*W a multiple of four): A and B are RGBA32F views and an invocation's unit is a
+// vec4 of four consecutive elements of one plane: a quarter of the fetches (on lavapipe
+// the fetches bound this kernel). Sums then run in another order, as exact.
+layout(constant_id = 1) const bool VEC4 = false;
 
 layout(binding = 0) uniform samplerBuffer A;
 layout(binding = 1) uniform samplerBuffer B;
@@ -51,21 +55,29 @@ vec2 wg_sum(vec2 v)
     return r;
 }
 
-// This invocation's share of a channel: the values n*hw + i (i < hw) of the channel's
-// N*H*W at flat positions t, t + WG, t + 2*WG, ... Stepping (n, i) by (WG / hw, WG % hw)
-// with a carry avoids an integer division per element (scalarised on lavapipe).
+// Units (elements, or vec4s with VEC4) per plane.
+uint units() { return VEC4 ? p.hw / 4u : p.hw; }
+
+// This invocation's share of a channel: the units n*U + i (i < U) of the channel's
+// N planes at flat positions t, t + WG, t + 2*WG, ... Stepping (n, i) by (WG / U, WG % U)
+// with a carry avoids an integer division per unit (scalarised on lavapipe).
 struct Walk { uint n, i; };
-Walk walk_begin() { return Walk(gl_LocalInvocationID.x / p.hw, gl_LocalInvocationID.x % p.hw); }
+Walk walk_begin() { return Walk(gl_LocalInvocationID.x / units(), gl_LocalInvocationID.x % units()); }
 void walk_next(inout Walk w)
 {
-    w.i += gl_WorkGroupSize.x % p.hw;
-    w.n += gl_WorkGroupSize.x / p.hw;
-    if (w.i >= p.hw) {
-        w.i -= p.hw;
+    w.i += gl_WorkGroupSize.x % units();
+    w.n += gl_WorkGroupSize.x / units();
+    if (w.i >= units()) {
+        w.i -= units();
         w.n++;
     }
 }
-int walk_index(Walk w, uint ch) { return int((w.n * p.c + ch) * p.hw + w.i); }
+int walk_index(Walk w, uint ch) { return int((w.n * p.c + ch) * units() + w.i); }
+
+// A unit of t: four elements (VEC4) or one, as x with the rest zero.
+vec4 unit(samplerBuffer t, int j) { return VEC4 ? texelFetch(t, j) : vec4(texelFetch(t, j).x, 0.0, 0.0, 0.0); }
+// The sum of a unit's elements.
+float usum(vec4 v) { return VEC4 ? (v.x + v.y) + (v.z + v.w) : v.x; }
 
 void main()
 {
@@ -73,7 +85,7 @@ void main()
     const float count = float(p.n) * float(p.hw);
     if (MODE == 0u) {
         float s = 0.0;
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += usum(unit(A, walk_index(w, ch)));
         const float tot = wg_sum(vec2(s, 0.0)).x;
         if (gl_LocalInvocationID.x == 0u) out0[ch] = p.beta != 0.0 ? tot + p.beta * out0[ch] : tot;
     } else if (MODE == 1u) {
@@ -81,9 +93,9 @@ void main()
         float sdy = 0.0, sdyx = 0.0;
         for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
             const int j = walk_index(w, ch);
-            const float dy = texelFetch(A, j).x;
-            sdy += dy;
-            sdyx += dy * (texelFetch(B, j).x - mean);
+            const vec4 dy = unit(A, j);
+            sdy += usum(dy);
+            sdyx += usum(dy * (unit(B, j) - mean));
         }
         const vec2 tot = wg_sum(vec2(sdyx, sdy));
         if (gl_LocalInvocationID.x == 0u) {
@@ -91,14 +103,14 @@ void main()
             out1[ch] = tot.y;
         }
     } else {
-        const float shift = texelFetch(A, int(ch * p.hw)).x;
+        const float shift = texelFetch(A, int(ch * units())).x;
         float s = 0.0;
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += texelFetch(A, walk_index(w, ch)).x - shift;
+        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += usum(unit(A, walk_index(w, ch)) - shift);
         const float mean = shift + wg_sum(vec2(s, 0.0)).x / count;
         float sq = 0.0;
         for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
-            const float d = texelFetch(A, walk_index(w, ch)).x - mean;
-            sq += d * d;
+            const vec4 d = unit(A, walk_index(w, ch)) - mean;
+            sq += VEC4 ? dot(d, d) : d.x * d.x;
         }
         const float ssq = wg_sum(vec2(sq, 0.0)).x;
         if (gl_LocalInvocationID.x == 0u) {

@@ -1,5 +1,7 @@
 #include "ops/batchnorm.h"
 
+#include <string.h>
+
 enum { BN_RED_WG = 256 };
 
 typedef struct bn_reduce_push {
@@ -63,11 +65,19 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
 {
     if (s->c > ctx->props.limits.maxComputeWorkGroupCount[0])
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
-    /* (a vec4-per-fetch variant of this reduction was 1.5x faster on lavapipe but lost
-     * the whole-model parity of a resnet18 step with PyTorch, 4e-3 against < 1e-4, for
-     * reasons not found: the reductions stay one float per fetch) */
-    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = "ttssss", .push_size = sizeof *p, .n_spec = 1,
-                          .spec = {mode}, .local_size = {BN_RED_WG, 1, 1}};
+    /* vec4 fetches where a plane is whole vec4s (bn_reduce.comp VEC4: 1.5x on lavapipe) */
+    const uint32_t vec4 = s->h * s->w % 4 == 0;
+    /* A workgroup per channel. On a CPU device it shrinks until each invocation sums 128
+     * units or it is 16 wide: there a workgroup's invocations are coroutines and each
+     * barrier of the 256-wide tree switches them all, which outweighed the sums on small
+     * planes (resnet18 at batch 32: BN forward at 8x8 5.2 -> 1.6 ms, at 4x4 8.2 -> 1.7).
+     * GPUs keep 256 threads a channel. */
+    uint32_t wg = BN_RED_WG;
+    const uint64_t units = (uint64_t)s->n * s->h * s->w / (vec4 ? 4 : 1);
+    if (strcmp(ctx->info.type, "cpu") == 0)
+        while (wg > 16 && units < (uint64_t)wg * 128) wg /= 2;
+    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = vec4 ? "TTssss" : "ttssss", .push_size = sizeof *p,
+                          .n_spec = 2, .spec = {mode, vec4}, .local_size = {wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[6] = {vk_bind(a), vk_bind(b ? b : a), vk_bind(o0), vk_bind(o1 ? o1 : o0),
