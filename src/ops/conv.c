@@ -19,13 +19,15 @@ snlvk_status conv_check(const conv_shape *s)
 /* The texel kernel's register block: on lavapipe the gathers bound the speed, and large
  * blocks amortise them (scalar fetches, the 64->64 3x3 layer: 8x4 17, 16x8 29, 32x16 36
  * GFLOP/s). Packed (vec4) operands fetch four terms at once and share A's rows across
- * the subgroup; there 16x8 was fastest on the same layer at batch 32 (forward / backward
- * data / backward filter ms, quiet 2-core machine: 16x8 37/37/46, 32x8 38/40/54,
- * 16x16 36/43/58, 16x4 41/43/46, 8x8 43/45/53, 64x4 39/38/56). */
-static void texel_block(int vec4, uint64_t m, uint32_t *tm, uint32_t *tn)
+ * the subgroup. With 256-bit vectors (subgroups of 8) 16x8 was fastest on that layer at
+ * batch 32 (forward / backward data / backward filter ms, quiet 2-core machine: 16x8
+ * 37/37/46, 32x8 38/40/54, 16x16 36/43/58, 16x4 41/43/46, 8x8 43/45/53, 64x4 39/38/56);
+ * with 512-bit vectors (subgroups of 16) 32x8 (GFLOP/s: 32x8 81/73/71, 16x8 68/58/59,
+ * 32x16 67/64/56, 64x8 81/58/54, 32x4 78/70/68; 128@16x16 and 512@4x4 alike). */
+static void texel_block(int vec4, uint64_t m, uint32_t sg, uint32_t *tm, uint32_t *tn)
 {
     if (vec4) {
-        *tm = m >= 16 ? 16 : m >= 8 ? 8 : 4;
+        *tm = m >= 32 && sg >= 16 ? 32 : m >= 16 ? 16 : m >= 8 ? 8 : 4;
         *tn = 8;
         return;
     }
@@ -49,8 +51,8 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
     const vk_pipeline *pipe;
     if (vec4 || gemm_pick_variant(ctx, v) == GEMM_TEXEL) {
         uint32_t TM, TN;
-        texel_block(vec4, m, &TM, &TN);
         const uint32_t LX = 16, LY = 1, sg = ctx->info.subgroup_size;
+        texel_block(vec4, m, sg, &TM, &TN);
         /* the lanes of a subgroup share A's rows (conv_texel.comp, SHARE_A) */
         const uint32_t share = vec4 && ctx->info.subgroup_shuffle && sg && TM % sg == 0 && LX % sg == 0;
         vk_pipeline_desc d = {.shader = "conv_texel", .bindings = vec4 ? "TTts" : "ttts", .push_size = sizeof p,
