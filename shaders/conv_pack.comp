@@ -10,28 +10,62 @@
 #include "common.glsl"
 
 layout(constant_id = 0) const uint BLOCK = 1;
+// FORM (specialisation constant 1), how invocations map to the output:
+//   0 a 3-D grid (x, y, plane), one output vec4 an invocation;
+//   1 QUAD (W % 4 == 0): the same grid over rows of the input, four consecutive positions
+//     an invocation: four vec4 fetches (one per blocked index) transposed into four output
+//     vec4s, a quarter of the fetches. It writes the interior only; the host zeroes the
+//     margin first;
+//   2 FLAT, for small planes (the weights' taps): a 1-D grid-stride loop over every output
+//     vec4, whose index is split by divisions. On lavapipe a division is a scalar loop over
+//     the SIMD lanes, which bounds forms 0 and 1 on large planes; a workgroup per small
+//     plane would instead be bound by the workgroups' own cost (65536 for 512x512 weights).
+layout(constant_id = 1) const uint FORM = 0;
 
 layout(binding = 0) uniform samplerBuffer X;
 layout(binding = 1) writeonly buffer Out { vec4 O[]; };
 layout(push_constant) uniform Params { uint D0, D1, H, W, HP, WP, M, plane0; } p;
 
-// One invocation per output vec4: x, y from the grid, the plane (o0, o1) from its z (plus
-// plane0, for dispatches split by the device's workgroup-count limit). No
-// index is split by a division per element: on lavapipe an integer division is a scalar
-// loop over the SIMD lanes, and with one index split into four coordinates per element
-// the divisions, not the memory, bounded this kernel.
-void main()
+// Element (plane (o0, o1), blocked index e, input row y, column x) of the packed output:
+// zero outside the input and past the blocked dim.
+vec4 gather(uint o0, uint o1, uint y, uint x)
 {
-    const uint xo = gl_GlobalInvocationID.x, yo = gl_GlobalInvocationID.y, plane = p.plane0 + gl_WorkGroupID.z;
-    if (xo >= p.WP || yo >= p.HP) return;
-    const uint B1 = BLOCK == 1u ? (p.D1 + 3u) / 4u : p.D1;
-    const uint o1 = plane % B1, o0 = plane / B1;
-    const uint y = yo - p.M, x = xo - p.M; // wrap past the top: large
     const bool inside = y < p.H && x < p.W;
     vec4 v;
     [[unroll]] for (uint e = 0; e < 4u; e++) {
         const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
         v[e] = inside && d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * p.W + x)).x : 0.0;
     }
-    O[(plane * p.HP + yo) * p.WP + xo] = v;
+    return v;
+}
+
+void main()
+{
+    const uint B1 = BLOCK == 1u ? (p.D1 + 3u) / 4u : p.D1;
+    if (FORM == 2u) {
+        const uint B0 = BLOCK == 0u ? (p.D0 + 3u) / 4u : p.D0, SP = p.HP * p.WP, total = B0 * B1 * SP;
+        const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+        for (uint g = gl_GlobalInvocationID.x; g < total; g += stride) {
+            const uint sp = g % SP, t = g / SP;
+            O[g] = gather(t / B1, t % B1, sp / p.WP - p.M, sp % p.WP - p.M); // wrap past the top: large
+        }
+        return;
+    }
+    const uint plane = p.plane0 + gl_WorkGroupID.z;
+    const uint o1 = plane % B1, o0 = plane / B1;
+    if (FORM == 1u) {
+        const uint qx = gl_GlobalInvocationID.x, y = gl_GlobalInvocationID.y, W4 = p.W / 4u;
+        if (qx >= W4 || y >= p.H) return;
+        vec4 q[4];
+        [[unroll]] for (uint e = 0; e < 4u; e++) {
+            const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
+            q[e] = d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * W4 + qx)) : vec4(0.0);
+        }
+        const uint o = (plane * p.HP + y + p.M) * p.WP + 4u * qx + p.M;
+        [[unroll]] for (uint j = 0; j < 4u; j++) O[o + j] = vec4(q[0][j], q[1][j], q[2][j], q[3][j]);
+        return;
+    }
+    const uint xo = gl_GlobalInvocationID.x, yo = gl_GlobalInvocationID.y;
+    if (xo >= p.WP || yo >= p.HP) return;
+    O[(plane * p.HP + yo) * p.WP + xo] = gather(o0, o1, yo - p.M, xo - p.M); // wrap past the top: large
 }

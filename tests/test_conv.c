@@ -10,6 +10,8 @@ typedef struct shape { int n, c, h, w, k, ks, st, pad; } shape;
 static const shape shapes[] = {
     {1, 3, 7, 5, 5, 3, 1, 1},  {3, 5, 9, 7, 4, 3, 2, 1},  {2, 3, 8, 6, 6, 5, 2, 2},  {1, 4, 11, 9, 3, 7, 1, 3},
     {2, 17, 6, 6, 33, 1, 1, 0}, {3, 3, 7, 7, 5, 1, 2, 0}, {2, 16, 16, 16, 16, 3, 1, 1}, {1, 2, 5, 5, 3, 3, 3, 0},
+    /* rows of whole vec4s (the packs' four-positions path) with every packed dim's tail */
+    {3, 6, 8, 12, 5, 3, 1, 1}, {3, 6, 8, 12, 5, 3, 2, 1},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

@@ -129,19 +129,33 @@ static snlvk_status pack(vk_seq *q, snlvk_context *ctx, const vk_buf *src, uint3
                          uint32_t block, const vk_buf *ws, uint64_t off, uint64_t bytes)
 {
     struct { uint32_t d0, d1, h, w, hp, wp, m, plane0; } pp = {d0, d1, pl.h, pl.w, pl.hp, pl.wp, pl.m, 0};
-    /* 8x8 workgroups on planes, 4x4 on the weights' 3x3 taps */
-    const uint32_t lx = pl.wp >= 8 ? 8 : 4, ly = pl.hp >= 8 ? 8 : 4;
-    vk_pipeline_desc d = {.shader = "conv_pack", .bindings = "ts", .push_size = sizeof pp, .n_spec = 1,
-                          .spec = {block}, .local_size = {lx, ly, 1}};
+    /* conv_pack.comp FORM: small planes (under 8x8, the weights' taps) in one grid-stride
+     * loop; otherwise a workgroup layer per plane, with rows of whole vec4s read four
+     * positions an invocation (the margin zeroed first) */
+    const uint32_t form = (uint64_t)pl.hp * pl.wp < 64 ? 2 : pl.w % 4 == 0 ? 1 : 0;
+    const uint32_t gw = form == 1 ? pl.w / 4 : pl.wp, gh = form == 1 ? pl.h : pl.hp;
+    const uint32_t lx = form == 2 ? 64 : gw >= 8 ? 8 : 4, ly = form == 2 ? 1 : gh >= 8 ? 8 : 4;
+    vk_pipeline_desc d = {.shader = "conv_pack", .bindings = form == 1 ? "Ts" : "ts", .push_size = sizeof pp,
+                          .n_spec = 2, .spec = {block, form}, .local_size = {lx, ly, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    vk_binding binds[2] = {vk_bind(src), {ws, off, bytes}};
+    if (form == 1 && pl.m > 0) {
+        vk_buf region = *ws;
+        region.offset += off;
+        region.size = bytes;
+        SNLVK_TRY(vk_seq_fill(q, &region, 0));
+    }
+    vk_binding binds[2] = {{src, 0, (uint64_t)d0 * d1 * pl.h * pl.w * 4}, {ws, off, bytes}};
+    if (form == 2) {
+        uint64_t groups = vk_div_up(bytes / 16, 64);
+        return vk_seq_dispatch(q, pipe, binds, 2, &pp, (uint32_t)(groups > 4096 ? 4096 : groups), 1, 1);
+    }
     /* one workgroup layer per output plane, in dispatches of at most the device's z count */
     const uint32_t planes = (uint32_t)(block == 0 ? div4(d0) * d1 : d0 * div4(d1));
     const uint32_t zmax = ctx->props.limits.maxComputeWorkGroupCount[2];
     for (uint32_t p0 = 0; p0 < planes; p0 += zmax) {
         pp.plane0 = p0;
-        SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 2, &pp, vk_div_up(pl.wp, lx), vk_div_up(pl.hp, ly),
+        SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 2, &pp, vk_div_up(gw, lx), vk_div_up(gh, ly),
                                   planes - p0 < zmax ? planes - p0 : zmax));
     }
     return SNLVK_OK;
