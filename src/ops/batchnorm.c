@@ -1,7 +1,5 @@
 #include "ops/batchnorm.h"
 
-#include <string.h>
-
 enum { BN_RED_WG = 256 };
 
 typedef struct bn_reduce_push {
@@ -74,7 +72,7 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
      * GPUs keep 256 threads a channel. */
     uint32_t wg = BN_RED_WG;
     const uint64_t units = (uint64_t)s->n * s->h * s->w / (vec4 ? 4 : 1);
-    if (strcmp(ctx->info.type, "cpu") == 0)
+    if (vk_is_cpu(ctx))
         while (wg > 16 && units < (uint64_t)wg * 128) wg /= 2;
     vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = vec4 ? "TTssss" : "ttssss", .push_size = sizeof *p,
                           .n_spec = 2, .spec = {mode, vec4}, .local_size = {wg, 1, 1}};

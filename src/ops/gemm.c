@@ -22,8 +22,7 @@ gemm_variant gemm_pick_variant(const snlvk_context *ctx, gemm_variant requested)
     const char *env = getenv("SNLVK_GEMM");
     if (env && strcmp(env, "texel") == 0) return GEMM_TEXEL;
     if (env && strcmp(env, "tiled") == 0) return GEMM_TILED;
-    /* lavapipe: texel fetches are vectorised gathers, shared memory is slow (LAVAPIPE.md) */
-    return strcmp(ctx->info.type, "cpu") == 0 ? GEMM_TEXEL : GEMM_TILED;
+    return vk_is_cpu(ctx) ? GEMM_TEXEL : GEMM_TILED;
 }
 
 snlvk_status op_gemm(vk_seq *s, snlvk_context *ctx, const gemm_args *g)

@@ -4,6 +4,7 @@
 
 #include <stdatomic.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <volk.h>
 
@@ -142,6 +143,10 @@ snlvk_status vk_seq_run(vk_seq *s);
 snlvk_status vk_seq_times(vk_seq *s, double *ms, int max, int *n);
 /* The name of the i-th timed command (a shader's name, "fill" or "copy"). */
 const char *vk_seq_label(const vk_seq *s, int i);
+
+/* A CPU device (lavapipe): texel fetches are vectorised gathers, shared memory and
+ * barriers are slow, a workgroup's invocations run as coroutines (LAVAPIPE.md). */
+static inline int vk_is_cpu(const snlvk_context *ctx) { return strcmp(ctx->info.type, "cpu") == 0; }
 
 /* Ceil division for workgroup counts. */
 static inline uint32_t vk_div_up(uint64_t a, uint64_t b) { return (uint32_t)((a + b - 1) / b); }
