@@ -123,20 +123,29 @@ int b_addr(BCol c, uint u, uint v, uint w)
     return c.base + off + h * int(p.W) + w2;
 }
 
-// Address of the output element (i, j).
-uint c_addr(uint i, uint j)
+// Address of the output element (i, j) = c_col(j) + i * c_row(): the column part holds
+// the divisions (a scalar loop over the lanes on lavapipe), so kernels compute it once
+// per column rather than once per element.
+uint c_row()
+{
+    if (MODE == 0u) return p.P * p.Q;
+    if (MODE == 1u || MODE == 3u) return p.H * p.W;
+    return p.C * p.R * p.S;
+}
+uint c_col(uint j)
 {
     if (MODE == 0u) {
         uint pq = p.P * p.Q;
-        return (j / pq) * p.K * pq + i * pq + j % pq;
+        return (j / pq) * p.K * pq + j % pq;
     }
     if (MODE == 1u) {
         uint hw = p.H * p.W;
-        return (j / hw) * p.C * hw + i * hw + j % hw;
+        return (j / hw) * p.C * hw + j % hw;
     }
     if (MODE == 3u) {
         uint w = j % p.pw, t = j / p.pw, h = t % p.ph, n = t / p.ph;
-        return (n * p.C + i) * p.H * p.W + (p.pa + h * p.stride) * p.W + p.pb + w * p.stride;
+        return n * p.C * p.H * p.W + (p.pa + h * p.stride) * p.W + p.pb + w * p.stride;
     }
-    return i * p.C * p.R * p.S + j;
+    return j;
 }
+uint c_addr(uint i, uint j) { return c_col(j) + i * c_row(); }

@@ -23,11 +23,18 @@ layout(constant_id = 2) const bool VEC4 = false;
 layout(constant_id = 3) const bool SHARE_A = false;
 layout(constant_id = 4) const uint SG = 8;
 const uint NA = SHARE_A ? TM / SG : 1;
+// OUT4 (specialisation constant 5): the host has checked that every invocation's TN
+// columns are consecutive floats of the output starting on a vec4 (TN % 4 == 0), so it
+// stores them a vec4 at a time. ACC (6): beta != 0, the output is read and added to.
+// On lavapipe every store or load is a loop over the lanes, run whether or not a lane
+// takes that path, so both choices are made when the pipeline is built.
+layout(constant_id = 5) const bool OUT4 = false;
+layout(constant_id = 6) const bool ACC = false;
 
 layout(binding = 0) uniform samplerBuffer A;     // weights (modes 0, 1) or dy (mode 2)
 layout(binding = 1) uniform samplerBuffer B;     // x (modes 0, 2) or dy (mode 1)
 layout(binding = 2) uniform samplerBuffer BIAS;
-layout(binding = 3) buffer Out { float O[]; };
+layout(binding = 3) buffer Out { vec4 O[]; };  // floats, as vec4s (allocations are whole vec4s)
 
 void main()
 {
@@ -88,17 +95,29 @@ void main()
     }
 
     if (j0 >= NC) return;
+    uint ocol[TN];
+    [[unroll]] for (uint c = 0; c < TN; c++) ocol[c] = c_col(min(j0 + c, NC - 1));
+    const uint orow = c_row();
     [[unroll]] for (uint r = 0; r < TM; r++) {
         const uint i = i0 + r;
         if (i >= M) break;
         const float bias = (MODE == 0u && p.has_bias != 0u) ? texelFetch(BIAS, int(i)).x : 0.0;
+        if (OUT4) {
+            [[unroll]] for (uint c = 0; c < TN; c += 4u) {
+                const uint o = (ocol[c] + i * orow) / 4u, x = r * TN + c;
+                vec4 val = vec4(acc[x], acc[x + 1u], acc[x + 2u], acc[x + 3u]) + bias;
+                if (ACC) val += p.beta * O[o];
+                O[o] = val;
+            }
+            continue;
+        }
         [[unroll]] for (uint c = 0; c < TN; c++) {
             const uint j = j0 + c;
             if (j >= NC) break;
-            const uint o = c_addr(i, j);
+            const uint o = ocol[c] + i * orow;
             float val = acc[r * TN + c] + bias;
-            if (p.beta != 0.0) val += p.beta * O[o];
-            O[o] = val;
+            if (ACC) val += p.beta * O[o / 4u][o % 4u];
+            O[o / 4u][o % 4u] = val;
         }
     }
 }
