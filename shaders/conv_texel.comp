@@ -30,6 +30,12 @@ const uint NA = SHARE_A ? TM / SG : 1;
 // takes that path, so both choices are made when the pipeline is built.
 layout(constant_id = 5) const bool OUT4 = false;
 layout(constant_id = 6) const bool ACC = false;
+// WIN (specialisation constant 7; mode 2, VEC4, SHARE_A, PADDED, a 3x3 kernel at stride 1,
+// TN = 9): each invocation's columns are the nine taps of one input channel, so for a
+// reduction step (n, p, q) it needs the 3x3 window of x around (p, q), and the step to
+// q + 1 shares six of those nine vec4s: the window slides along each row, three fetches
+// a step instead of nine (on lavapipe a fetch is a call worth ~190 instructions).
+layout(constant_id = 7) const bool WIN = false;
 
 layout(binding = 0) uniform samplerBuffer A;     // weights (modes 0, 1) or dy (mode 2)
 layout(binding = 1) uniform samplerBuffer B;     // x (modes 0, 2) or dy (mode 1)
@@ -54,6 +60,39 @@ void main()
     float acc[TM * TN];
     [[unroll]] for (uint x = 0; x < TM * TN; x++) acc[x] = 0.0;
 
+    if (WIN) {
+        // bc[0] is tap (0, 0) of this invocation's channel: x at (v + r, w + s) of image
+        // block u is B[bc[0].base + u * C * H * W + (v + r) * W + w + s] (h0 = w0 = 0 when
+        // PADDED with pad 0); A's step (u, v, w) as in the general loop
+        const uint XS = p.C * p.H * p.W;
+        for (uint u = 0; u < p.N; u++)
+            for (uint v = 0; v < p.P; v++) {
+                const int row = bc[0].base + int(u * XS + v * p.W);
+                vec4 win[3][3];
+                [[unroll]] for (uint r = 0; r < 3u; r++)
+                    [[unroll]] for (uint s = 0; s < 2u; s++) win[r][s] = texelFetch(B, row + int(r * p.W + s));
+                const uint arow0 = a_red(u, v, 0u);
+                for (uint w = 0; w < p.Q; w++) {
+                    [[unroll]] for (uint r = 0; r < 3u; r++) win[r][2] = texelFetch(B, row + int(r * p.W + w + 2u));
+                    vec4 own[NA];
+                    [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + arow0 + w));
+                    [[unroll]] for (uint r = 0; r < TM; r++) {
+                        const vec4 ar = subgroupShuffle(own[r / SG], r % SG);
+                        [[unroll]] for (uint c = 0; c < 9u; c++) {
+                            const vec4 bv = win[c / 3u][c % 3u];
+                            float t = fma(ar.x, bv.x, acc[r * TN + c]);
+                            t = fma(ar.y, bv.y, t);
+                            t = fma(ar.z, bv.z, t);
+                            acc[r * TN + c] = fma(ar.w, bv.w, t);
+                        }
+                    }
+                    [[unroll]] for (uint r = 0; r < 3u; r++) {
+                        win[r][0] = win[r][1];
+                        win[r][1] = win[r][2];
+                    }
+                }
+            }
+    } else {
     const uint KR = gemm_k(), V = red_v(), Wd = red_w();
     uint u = 0, v = 0, w = 0;
     for (uint kk = 0; kk < KR; kk++) {
@@ -92,6 +131,8 @@ void main()
             w = 0;
             if (++v == V) { v = 0; u++; }
         }
+    }
+
     }
 
     if (j0 >= NC) return;

@@ -12,6 +12,9 @@ static const shape shapes[] = {
     {2, 17, 6, 6, 33, 1, 1, 0}, {3, 3, 7, 7, 5, 1, 2, 0}, {2, 16, 16, 16, 16, 3, 1, 1}, {1, 2, 5, 5, 3, 3, 3, 0},
     /* rows of whole vec4s (the packs' four-positions path) with every packed dim's tail */
     {3, 6, 8, 12, 5, 3, 1, 1}, {3, 6, 8, 12, 5, 3, 2, 1},
+    /* backward filter's sliding window (3x3, stride 1, rows of 8 or more): image and
+     * output-channel tails, odd planes, padding 1 and 0 */
+    {3, 5, 7, 9, 17, 3, 1, 1}, {5, 3, 10, 11, 16, 3, 1, 0},
 };
 
 static void run_case(const shape *sh, gemm_variant v)
