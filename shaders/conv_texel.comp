@@ -96,7 +96,10 @@ void main()
     const uint KR = gemm_k(), V = red_v(), Wd = red_w();
     uint u = 0, v = 0, w = 0;
     for (uint kk = 0; kk < KR; kk++) {
-        const uint ak = a_red(u, v, w);
+        // backward data walks its taps backwards, so that B's addresses rise (dy at
+        // h + da - i, w + db - j)
+        const uint tv = MODE == 3u ? V - 1u - v : v, tw = MODE == 3u ? Wd - 1u - w : w;
+        const uint ak = a_red(u, tv, tw);
         if (VEC4) {
             vec4 a[TM], b[TN];
             if (SHARE_A) {
@@ -107,7 +110,7 @@ void main()
                 [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
             }
             [[unroll]] for (uint c = 0; c < TN; c++) {
-                const int addr = b_addr(bc[c], u, v, w);
+                const int addr = b_addr(bc[c], u, tv, tw);
                 b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
             }
             [[unroll]] for (uint r = 0; r < TM; r++)
@@ -121,7 +124,7 @@ void main()
             float a[TM], b[TN];
             [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak)).x;
             [[unroll]] for (uint c = 0; c < TN; c++) {
-                const int addr = b_addr(bc[c], u, v, w);
+                const int addr = b_addr(bc[c], u, tv, tw);
                 b[c] = addr >= 0 ? texelFetch(B, addr).x : 0.0;
             }
             [[unroll]] for (uint r = 0; r < TM; r++)
