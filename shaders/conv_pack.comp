@@ -16,6 +16,9 @@ layout(constant_id = 0) const uint BLOCK = 1;
 //     an invocation: four vec4 fetches (one per blocked index) transposed into four output
 //     vec4s, a quarter of the fetches. It writes the interior only; the host zeroes the
 //     margin first;
+//   3 QUAD over the flattened plane (H * W % 4 == 0 but not W, W >= 4: 14x14, 28x28 with
+//     padding): four consecutive positions of the plane an invocation, as in QUAD, each
+//     written to its own row and column (a quad spans at most two rows);
 //   2 FLAT, for small planes (the weights' taps): a 1-D grid-stride loop over every output
 //     vec4, whose index is split by divisions. On lavapipe a division is a scalar loop over
 //     the SIMD lanes, which bounds forms 0 and 1 on large planes; a workgroup per small
@@ -53,6 +56,21 @@ void main()
     }
     const uint plane = p.plane0 + gl_WorkGroupID.z;
     const uint o1 = plane % B1, o0 = plane / B1;
+    if (FORM == 3u) {
+        const uint g = gl_GlobalInvocationID.x, HW = p.H * p.W;
+        if (g >= HW / 4u) return;
+        vec4 q[4];
+        [[unroll]] for (uint e = 0; e < 4u; e++) {
+            const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
+            q[e] = d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int((d0 * p.D1 + d1) * (HW / 4u) + g)) : vec4(0.0);
+        }
+        const uint y0 = 4u * g / p.W, x0 = 4u * g % p.W;
+        [[unroll]] for (uint j = 0; j < 4u; j++) {
+            const uint wrap = x0 + j >= p.W ? 1u : 0u, y = y0 + wrap, x = x0 + j - wrap * p.W;
+            O[(plane * p.HP + y + p.M) * p.WP + x + p.M] = vec4(q[0][j], q[1][j], q[2][j], q[3][j]);
+        }
+        return;
+    }
     if (FORM == 1u) {
         const uint qx = gl_GlobalInvocationID.x, y = gl_GlobalInvocationID.y, W4 = p.W / 4u;
         if (qx >= W4 || y >= p.H) return;

@@ -15,6 +15,8 @@ static const shape shapes[] = {
     /* backward filter's sliding window (3x3, stride 1, rows of 8 or more): image and
      * output-channel tails, odd planes, padding 1 and 0 */
     {3, 5, 7, 9, 17, 3, 1, 1}, {5, 3, 10, 11, 16, 3, 1, 0},
+    /* planes of whole vec4s with rows that are not (the packs' flattened quads) */
+    {3, 6, 14, 14, 5, 3, 1, 1},
 };
 
 static void run_case(const shape *sh, gemm_variant v)
