@@ -6,7 +6,13 @@
 #include "common.glsl"
 
 layout(binding = 0) uniform samplerBuffer DY;
-layout(binding = 1) writeonly buffer DXbuf { float dx[]; };
+layout(binding = 1) writeonly buffer DXbuf { vec4 dx[]; }; // floats, as vec4s (whole vec4s allocated)
+
+// GLOBAL (specialisation constant 0): 1 when the window is the whole plane (k = h = w, one
+// output per plane), so dx = dy[plane] / (h*w): one division an element instead of six
+// (a division is a loop over the lanes on lavapipe) and no window loops; 2 when moreover
+// a plane is whole vec4s, stored a vec4 at a time.
+layout(constant_id = 0) const uint GLOBAL = 0;
 
 layout(push_constant) uniform Params { uint nc, h, w, p, q, k, s, pad; } p; // pad is 0
 
@@ -22,6 +28,15 @@ void main()
     const uint total = p.nc * p.h * p.w;
     const uint stride = gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     const float inv = 1.0 / float(p.k * p.k);
+    if (GLOBAL != 0u) {
+        const uint per = GLOBAL == 2u ? p.h * p.w / 4u : p.h * p.w, count = GLOBAL == 2u ? total / 4u : total;
+        for (uint e = gl_GlobalInvocationID.x; e < count; e += stride) {
+            const float g = texelFetch(DY, int(e / per)).x * inv;
+            if (GLOBAL == 2u) dx[e] = vec4(g);
+            else dx[e / 4u][e % 4u] = g;
+        }
+        return;
+    }
     for (uint e = gl_GlobalInvocationID.x; e < total; e += stride) {
         const uint w = e % p.w, r = e / p.w, h = r % p.h, nc = r / p.h;
         uint plo, phi, qlo, qhi;
@@ -30,6 +45,6 @@ void main()
         float acc = 0.0;
         for (uint op = plo; op <= phi; op++)
             for (uint oq = qlo; oq <= qhi; oq++) acc += texelFetch(DY, int((nc * p.p + op) * p.q + oq)).x;
-        dx[e] = acc * inv;
+        dx[e / 4u][e % 4u] = acc * inv;
     }
 }
