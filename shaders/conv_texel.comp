@@ -78,13 +78,8 @@ void main()
                     [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + arow0 + w));
                     [[unroll]] for (uint r = 0; r < TM; r++) {
                         const vec4 ar = subgroupShuffle(own[r / SG], r % SG);
-                        [[unroll]] for (uint c = 0; c < 9u; c++) {
-                            const vec4 bv = win[c / 3u][c % 3u];
-                            float t = fma(ar.x, bv.x, acc[r * TN + c]);
-                            t = fma(ar.y, bv.y, t);
-                            t = fma(ar.z, bv.z, t);
-                            acc[r * TN + c] = fma(ar.w, bv.w, t);
-                        }
+                        [[unroll]] for (uint c = 0; c < 9u; c++)
+                            acc[r * TN + c] = fma4(ar, win[c / 3u][c % 3u], acc[r * TN + c]);
                     }
                     [[unroll]] for (uint r = 0; r < 3u; r++) {
                         win[r][0] = win[r][1];
@@ -93,49 +88,43 @@ void main()
                 }
             }
     } else {
-    const uint KR = gemm_k(), V = red_v(), Wd = red_w();
-    uint u = 0, v = 0, w = 0;
-    for (uint kk = 0; kk < KR; kk++) {
-        // backward data walks its taps backwards, so that B's addresses rise (dy at
-        // h + da - i, w + db - j)
-        const uint tv = MODE == 3u ? V - 1u - v : v, tw = MODE == 3u ? Wd - 1u - w : w;
-        const uint ak = a_red(u, tv, tw);
-        if (VEC4) {
-            vec4 a[TM], b[TN];
-            if (SHARE_A) {
-                vec4 own[NA];
-                [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + ak));
-                [[unroll]] for (uint r = 0; r < TM; r++) a[r] = subgroupShuffle(own[r / SG], r % SG);
-            } else {
-                [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
-            }
-            [[unroll]] for (uint c = 0; c < TN; c++) {
-                const int addr = b_addr(bc[c], u, tv, tw);
-                b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
-            }
-            [[unroll]] for (uint r = 0; r < TM; r++)
-                [[unroll]] for (uint c = 0; c < TN; c++) {
-                    float t = fma(a[r].x, b[c].x, acc[r * TN + c]);
-                    t = fma(a[r].y, b[c].y, t);
-                    t = fma(a[r].z, b[c].z, t);
-                    acc[r * TN + c] = fma(a[r].w, b[c].w, t);
+        const uint KR = gemm_k(), V = red_v(), Wd = red_w();
+        uint u = 0, v = 0, w = 0;
+        for (uint kk = 0; kk < KR; kk++) {
+            // backward data walks its taps backwards, so that B's addresses rise (dy at
+            // h + da - i, w + db - j)
+            const uint tv = MODE == 3u ? V - 1u - v : v, tw = MODE == 3u ? Wd - 1u - w : w;
+            const uint ak = a_red(u, tv, tw);
+            if (VEC4) {
+                vec4 a[TM], b[TN];
+                if (SHARE_A) {
+                    vec4 own[NA];
+                    [[unroll]] for (uint t = 0; t < NA; t++) own[t] = texelFetch(A, int(arow_own[t] + ak));
+                    [[unroll]] for (uint r = 0; r < TM; r++) a[r] = subgroupShuffle(own[r / SG], r % SG);
+                } else {
+                    [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak));
                 }
-        } else {
-            float a[TM], b[TN];
-            [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak)).x;
-            [[unroll]] for (uint c = 0; c < TN; c++) {
-                const int addr = b_addr(bc[c], u, tv, tw);
-                b[c] = addr >= 0 ? texelFetch(B, addr).x : 0.0;
+                [[unroll]] for (uint c = 0; c < TN; c++) {
+                    const int addr = b_addr(bc[c], u, tv, tw);
+                    b[c] = PADDED || addr >= 0 ? texelFetch(B, addr) : vec4(0.0);
+                }
+                [[unroll]] for (uint r = 0; r < TM; r++)
+                    [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma4(a[r], b[c], acc[r * TN + c]);
+            } else {
+                float a[TM], b[TN];
+                [[unroll]] for (uint r = 0; r < TM; r++) a[r] = texelFetch(A, int(arow[r] + ak)).x;
+                [[unroll]] for (uint c = 0; c < TN; c++) {
+                    const int addr = b_addr(bc[c], u, tv, tw);
+                    b[c] = addr >= 0 ? texelFetch(B, addr).x : 0.0;
+                }
+                [[unroll]] for (uint r = 0; r < TM; r++)
+                    [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r], b[c], acc[r * TN + c]);
             }
-            [[unroll]] for (uint r = 0; r < TM; r++)
-                [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma(a[r], b[c], acc[r * TN + c]);
+            if (++w == Wd) {
+                w = 0;
+                if (++v == V) { v = 0; u++; }
+            }
         }
-        if (++w == Wd) {
-            w = 0;
-            if (++v == V) { v = 0; u++; }
-        }
-    }
-
     }
 
     if (j0 >= NC) return;

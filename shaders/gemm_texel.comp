@@ -97,12 +97,7 @@ void main()
                 [[unroll]] for (uint e = 0; e < 4; e++) b[c][e] = texelFetch(B, int(bcol[c] + (k + e) * p.b_rs)).x;
         }
         [[unroll]] for (uint r = 0; r < TM; r++)
-            [[unroll]] for (uint c = 0; c < TN; c++) {
-                float t = fma(a[r].x, b[c].x, acc[r * TN + c]);
-                t = fma(a[r].y, b[c].y, t);
-                t = fma(a[r].z, b[c].z, t);
-                acc[r * TN + c] = fma(a[r].w, b[c].w, t);
-            }
+            [[unroll]] for (uint c = 0; c < TN; c++) acc[r * TN + c] = fma4(a[r], b[c], acc[r * TN + c]);
     }
     // the K % 4 tail (never with AV 1 or BV 1, which need K % 4 == 0)
     for (uint k = K4; k < p.K; k++) {

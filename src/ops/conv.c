@@ -68,8 +68,9 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
                                        : (uint64_t)s->c * s->ksize * s->ksize;
         const uint32_t out4 = TN % 4 == 0 && run % TN == 0;
         vk_pipeline_desc d = {.shader = "conv_texel", .bindings = vec4 ? "TTts" : "ttts", .push_size = sizeof p,
-                              .n_spec = 12, .spec = {TM, TN, vec4 ? 1 : 0, share, share ? sg : 8, out4, p.beta != 0.0f, win,
-                                                     0, 0, mode, vec4 ? 1 : 0},
+                              .n_spec = 12,
+                              .spec = {TM, TN, vec4 ? 1 : 0, share, share ? sg : 8, out4, p.beta != 0.0f, win, 0, 0,
+                                       mode, vec4 ? 1 : 0},
                               .local_size = {LX, LY, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
         return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(vk_div_up(ncols, TN), LX), vk_div_up(vk_div_up(m, TM), LY), 1);
