@@ -29,17 +29,37 @@ layout(binding = 0) uniform samplerBuffer X;
 layout(binding = 1) writeonly buffer Out { vec4 O[]; };
 layout(push_constant) uniform Params { uint D0, D1, H, W, HP, WP, M, plane0; } p;
 
-// Element (plane (o0, o1), blocked index e, input row y, column x) of the packed output:
-// zero outside the input and past the blocked dim.
+// The input plane (d0, d1) that blocked index e of output plane (o0, o1) reads, as
+// d0 * D1 + d1, or ~0 past the blocked dim.
+uint src_plane(uint o0, uint o1, uint e)
+{
+    const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
+    return d0 < p.D0 && d1 < p.D1 ? d0 * p.D1 + d1 : ~0u;
+}
+
+// Output vec4 of plane (o0, o1) at input row y, column x: zero outside the input and
+// past the blocked dim.
 vec4 gather(uint o0, uint o1, uint y, uint x)
 {
     const bool inside = y < p.H && x < p.W;
     vec4 v;
     [[unroll]] for (uint e = 0; e < 4u; e++) {
-        const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
-        v[e] = inside && d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * p.W + x)).x : 0.0;
+        const uint s = src_plane(o0, o1, e);
+        v[e] = inside && s != ~0u ? texelFetch(X, int((s * p.H + y) * p.W + x)).x : 0.0;
     }
     return v;
+}
+
+// The output vec4s of positions 4g .. 4g + 3 of the flattened input plane (the plane whole
+// vec4s): one fetch per blocked index, transposed.
+void quad(uint o0, uint o1, uint g, out vec4 q[4])
+{
+    vec4 t[4];
+    [[unroll]] for (uint e = 0; e < 4u; e++) {
+        const uint s = src_plane(o0, o1, e);
+        t[e] = s != ~0u ? texelFetch(X, int(s * (p.H * p.W / 4u) + g)) : vec4(0.0);
+    }
+    [[unroll]] for (uint j = 0; j < 4u; j++) q[j] = vec4(t[0][j], t[1][j], t[2][j], t[3][j]);
 }
 
 void main()
@@ -57,17 +77,14 @@ void main()
     const uint plane = p.plane0 + gl_WorkGroupID.z;
     const uint o1 = plane % B1, o0 = plane / B1;
     if (FORM == 3u) {
-        const uint g = gl_GlobalInvocationID.x, HW = p.H * p.W;
-        if (g >= HW / 4u) return;
+        const uint g = gl_GlobalInvocationID.x;
+        if (g >= p.H * p.W / 4u) return;
         vec4 q[4];
-        [[unroll]] for (uint e = 0; e < 4u; e++) {
-            const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
-            q[e] = d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int((d0 * p.D1 + d1) * (HW / 4u) + g)) : vec4(0.0);
-        }
+        quad(o0, o1, g, q);
         const uint y0 = 4u * g / p.W, x0 = 4u * g % p.W;
         [[unroll]] for (uint j = 0; j < 4u; j++) {
             const uint wrap = x0 + j >= p.W ? 1u : 0u, y = y0 + wrap, x = x0 + j - wrap * p.W;
-            O[(plane * p.HP + y + p.M) * p.WP + x + p.M] = vec4(q[0][j], q[1][j], q[2][j], q[3][j]);
+            O[(plane * p.HP + y + p.M) * p.WP + x + p.M] = q[j];
         }
         return;
     }
@@ -75,12 +92,9 @@ void main()
         const uint qx = gl_GlobalInvocationID.x, y = gl_GlobalInvocationID.y, W4 = p.W / 4u;
         if (qx >= W4 || y >= p.H) return;
         vec4 q[4];
-        [[unroll]] for (uint e = 0; e < 4u; e++) {
-            const uint d0 = BLOCK == 0u ? 4u * o0 + e : o0, d1 = BLOCK == 1u ? 4u * o1 + e : o1;
-            q[e] = d0 < p.D0 && d1 < p.D1 ? texelFetch(X, int(((d0 * p.D1 + d1) * p.H + y) * W4 + qx)) : vec4(0.0);
-        }
+        quad(o0, o1, y * W4 + qx, q);
         const uint o = (plane * p.HP + y + p.M) * p.WP + 4u * qx + p.M;
-        [[unroll]] for (uint j = 0; j < 4u; j++) O[o + j] = vec4(q[0][j], q[1][j], q[2][j], q[3][j]);
+        [[unroll]] for (uint j = 0; j < 4u; j++) O[o + j] = q[j];
         return;
     }
     const uint xo = gl_GlobalInvocationID.x, yo = gl_GlobalInvocationID.y;
