@@ -27,11 +27,12 @@ static snlvk_status need(const vk_buf *b, uint64_t elems, const char *what)
     return vk_buf_need(b, elems * 4, "pool", what);
 }
 
-/* Checks the buffer sizes and records `shader` with one invocation per output
- * (per_input 0) or per input element (per_input 1); the shape is already checked. */
+/* Checks the buffer sizes and records `shader` over `work` items (outputs, input elements
+ * or their vec4s: what one pass of its grid-stride loop handles); the shape is already
+ * checked. spec0: its specialisation constant 0 (none if 0). */
 static snlvk_status pool_dispatch(vk_seq *q, snlvk_context *ctx, const pool_shape *s, const char *shader,
                                   const char *bindings, const vk_buf *const *bufs, const uint64_t *sizes,
-                                  const char *const *names, int per_input, uint32_t spec0)
+                                  const char *const *names, uint64_t work, uint32_t spec0)
 {
     pool_push p = {s->n * s->c, s->h, s->w, pool_out_h(s), pool_out_w(s), s->k, s->stride, s->pad};
     int nb = 0;
@@ -44,8 +45,7 @@ static snlvk_status pool_dispatch(vk_seq *q, snlvk_context *ctx, const pool_shap
                           .spec = {spec0}, .local_size = {POOL_WG, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    uint64_t total = per_input ? (uint64_t)p.nc * s->h * s->w : (uint64_t)p.nc * p.p * p.q;
-    uint32_t groups = vk_div_up(total, POOL_WG);
+    uint32_t groups = vk_div_up(work, POOL_WG);
     if (groups > POOL_MAX_GROUPS) groups = POOL_MAX_GROUPS;
     return vk_seq_dispatch(q, pipe, binds, nb, &p, groups, 1, 1);
 }
@@ -58,7 +58,7 @@ snlvk_status op_avgpool_forward(vk_seq *q, snlvk_context *ctx, const pool_shape 
     SNLVK_TRY(pool_check(s, 0));
     const vk_buf *bufs[2] = {x, y};
     uint64_t sizes[2] = {in_size(s), out_size(s)};
-    return pool_dispatch(q, ctx, s, "avgpool_fwd", "ts", bufs, sizes, (const char *const[]){"x", "y"}, 0, 0);
+    return pool_dispatch(q, ctx, s, "avgpool_fwd", "ts", bufs, sizes, (const char *const[]){"x", "y"}, out_size(s), 0);
 }
 
 snlvk_status op_avgpool_backward(vk_seq *q, snlvk_context *ctx, const pool_shape *s, const vk_buf *dy,
@@ -67,10 +67,11 @@ snlvk_status op_avgpool_backward(vk_seq *q, snlvk_context *ctx, const pool_shape
     SNLVK_TRY(pool_check(s, 0));
     const vk_buf *bufs[2] = {dy, dx};
     uint64_t sizes[2] = {out_size(s), in_size(s)};
-    /* the whole plane one window: avgpool_bwd.comp's GLOBAL */
+    /* the whole plane one window: avgpool_bwd.comp's GLOBAL (2: a vec4 an item) */
     const uint32_t hw = s->h * s->w;
     const uint32_t global = s->k == s->h && s->k == s->w ? (hw % 4 == 0 ? 2 : 1) : 0;
-    return pool_dispatch(q, ctx, s, "avgpool_bwd", "ts", bufs, sizes, (const char *const[]){"dy", "dx"}, 1, global);
+    return pool_dispatch(q, ctx, s, "avgpool_bwd", "ts", bufs, sizes, (const char *const[]){"dy", "dx"},
+                         global == 2 ? in_size(s) / 4 : in_size(s), global);
 }
 
 snlvk_status op_maxpool_forward(vk_seq *q, snlvk_context *ctx, const pool_shape *s, const vk_buf *x, const vk_buf *y,
@@ -79,7 +80,8 @@ snlvk_status op_maxpool_forward(vk_seq *q, snlvk_context *ctx, const pool_shape 
     SNLVK_TRY(pool_check(s, 1));
     const vk_buf *bufs[3] = {x, y, argmax};
     uint64_t sizes[3] = {in_size(s), out_size(s), out_size(s)};
-    return pool_dispatch(q, ctx, s, "maxpool_fwd", "tss", bufs, sizes, (const char *const[]){"x", "y", "argmax"}, 0, 0);
+    return pool_dispatch(q, ctx, s, "maxpool_fwd", "tss", bufs, sizes, (const char *const[]){"x", "y", "argmax"},
+                         out_size(s), 0);
 }
 
 snlvk_status op_maxpool_backward(vk_seq *q, snlvk_context *ctx, const pool_shape *s, const vk_buf *dy,
@@ -88,5 +90,6 @@ snlvk_status op_maxpool_backward(vk_seq *q, snlvk_context *ctx, const pool_shape
     SNLVK_TRY(pool_check(s, 1));
     const vk_buf *bufs[3] = {dy, argmax, dx};
     uint64_t sizes[3] = {out_size(s), out_size(s), in_size(s)};
-    return pool_dispatch(q, ctx, s, "maxpool_bwd", "tss", bufs, sizes, (const char *const[]){"dy", "argmax", "dx"}, 1, 0);
+    return pool_dispatch(q, ctx, s, "maxpool_bwd", "tss", bufs, sizes, (const char *const[]){"dy", "argmax", "dx"},
+                         in_size(s), 0);
 }
