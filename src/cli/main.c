@@ -607,7 +607,8 @@ static int cmd_help(int argc, char **argv)
 static void prefer_wide_vectors(void)
 {
 #if defined(__x86_64__) && defined(__GNUC__)
-    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_supports("avx512f")) setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
+    if (!getenv("LP_NATIVE_VECTOR_WIDTH") && __builtin_cpu_supports("avx512f"))
+        setenv("LP_NATIVE_VECTOR_WIDTH", "512", 0);
 #endif
 }
 
