@@ -25,7 +25,18 @@ layout(constant_id = 0) const uint BLOCK = 1;
 //     plane would instead be bound by the workgroups' own cost (65536 for 512x512 weights).
 layout(constant_id = 1) const uint FORM = 0;
 
+// Built twice (meson.build): conv_pack4 (QUAD_INPUT defined, forms 1 and 3) reads vec4s
+// with imageLoad from an RGBA32F storage texel buffer, which lavapipe compiles inline
+// (resnet8-mini at batch 64, interleaved: 14x14 and 28x28 layers up to 10% faster);
+// conv_pack (forms 0 and 2) gathers single floats with texelFetch from an R32F view,
+// where imageLoad was slower (the 7x7 layers 13%: the gather's four conditional loads).
+#ifdef QUAD_INPUT
+layout(binding = 0, rgba32f) uniform readonly imageBuffer X;
+#define FETCHX imageLoad
+#else
 layout(binding = 0) uniform samplerBuffer X;
+#define FETCHX texelFetch
+#endif
 layout(binding = 1) writeonly buffer Out { vec4 O[]; };
 layout(push_constant) uniform Params { uint D0, D1, H, W, HP, WP, M, plane0; } p;
 
@@ -45,7 +56,7 @@ vec4 gather(uint o0, uint o1, uint y, uint x)
     vec4 v;
     [[unroll]] for (uint e = 0; e < 4u; e++) {
         const uint s = src_plane(o0, o1, e);
-        v[e] = inside && s != ~0u ? texelFetch(X, int((s * p.H + y) * p.W + x)).x : 0.0;
+        v[e] = inside && s != ~0u ? FETCHX(X, int((s * p.H + y) * p.W + x)).x : 0.0;
     }
     return v;
 }
@@ -57,7 +68,7 @@ void quad(uint o0, uint o1, uint g, out vec4 q[4])
     vec4 t[4];
     [[unroll]] for (uint e = 0; e < 4u; e++) {
         const uint s = src_plane(o0, o1, e);
-        t[e] = s != ~0u ? texelFetch(X, int(s * (p.H * p.W / 4u) + g)) : vec4(0.0);
+        t[e] = s != ~0u ? FETCHX(X, int(s * (p.H * p.W / 4u) + g)) : vec4(0.0);
     }
     [[unroll]] for (uint j = 0; j < 4u; j++) q[j] = vec4(t[0][j], t[1][j], t[2][j], t[3][j]);
 }

@@ -17,6 +17,31 @@ static const shape shapes[] = {
     {3, 5, 7, 9, 17, 3, 1, 1}, {5, 3, 10, 11, 16, 3, 1, 0},
     /* planes of whole vec4s with rows that are not (the packs' flattened quads) */
     {3, 6, 14, 14, 5, 3, 1, 1},
+    /* backward filter on unpacked dy and x (3x3, stride 1, padding 1, rows of at least
+     * four whole vec4s): output-channel and channel tails, odd heights */
+    {3, 5, 9, 16, 33, 3, 1, 1}, {2, 7, 5, 20, 20, 3, 1, 1},
+    /* forward and backward data on unpacked x and dy (3x3, stride 1, padding 1, rows of
+     * whole vec4s: runs of eight positions, or of four where rows are 12 or 20, as in the
+     * shapes above): a row of one run */
+    {1, 3, 5, 8, 7, 3, 1, 1},
+    /* rows of one vec4 (W = 4): runs of two rows with an even height, of one otherwise */
+    {2, 5, 6, 4, 18, 3, 1, 1}, {1, 3, 5, 4, 6, 3, 1, 1},
+    /* backward filter by segments of a row: rows of one and two texels (the whole row a
+     * step), of 32 (segments of two texels; the shapes above take one) */
+    {2, 4, 7, 8, 20, 3, 1, 1}, {1, 3, 5, 32, 17, 3, 1, 1},
+    /* the forward and backward data with conv_taps4's weights: more than 4096 output
+     * positions (fewer read w as it is, as every shape above), runs of eight and of four */
+    {2, 3, 40, 56, 5, 3, 1, 1}, {1, 4, 69, 60, 6, 3, 1, 1},
+    /* every pass on unpacked x and dy at stride 2 (3x3, padding 1, rows of whole pairs of
+     * vec4s; the backward data's transposed form where the height is even, phases at the
+     * odd one): runs of eight and of four, an output-channel tail, and with conv_taps4's
+     * weights and the filter's segments of two */
+    {2, 5, 9, 16, 17, 3, 2, 1}, {1, 3, 6, 8, 16, 3, 2, 1}, {3, 3, 64, 96, 20, 3, 2, 1},
+    /* the 1x1 stride-2 shortcut on unpacked x and dy (rows a multiple of eight; C of four
+     * for the forward; an even height for the backward data's transposed form): odd
+     * height, runs of eight and of four, output-channel and channel tails, and too few
+     * output channels for the backward filter's form */
+    {2, 12, 9, 16, 17, 1, 2, 0}, {1, 4, 6, 8, 16, 1, 2, 0}, {1, 4, 6, 8, 5, 1, 2, 0},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

@@ -35,11 +35,51 @@ static void texel_block(int vec4, uint64_t m, uint32_t sg, uint32_t *tm, uint32_
     *tm = m >= 32 ? 32 : m >= 16 ? 16 : 8;
 }
 
+enum { TEXEL_LX = 16 }; /* the texel kernel's workgroup: one row of 16 invocations */
+
+/* Whether the lanes of a subgroup can share A's rows (conv_texel.comp SHARE_A) in blocks
+ * of tm rows: tm a multiple of the subgroup, subgroup shuffles. */
+static int share_rows(const snlvk_context *ctx, uint32_t tm)
+{
+    const uint32_t sg = ctx->info.subgroup_size;
+    return ctx->info.subgroup_shuffle && sg && tm % sg == 0 && TEXEL_LX % sg == 0;
+}
+
+/* DIRECT forward's block: 16 rows x 8 positions, a trip the nine taps of one channel;
+ * 32 rows doubled its loop body and its time (64->64: 16.9 -> 40 ms). */
+enum { DIRECT_TM = 16 };
+
+/* The DIRECT backward filter's reduction step: a segment of two texels of a row where
+ * rows are 32 or more positions, else of one (interleaved at batch 32, two -> one: 32x32
+ * 16.0 -> 16.5 ms, 16x16 16.2 -> 14.8, 8x8 and 4x4 even) ... */
+static uint32_t filter_segment(const conv_shape *s)
+{
+    const uint32_t q = conv_out_w(s);
+    return q % 8 == 0 && q >= 32 ? 2 : 1;
+}
+
+/* ... and its rows an invocation: as many accumulator terms a trip as 32 rows of one texel. */
+static uint32_t filter_tm(const snlvk_context *ctx, const conv_shape *s)
+{
+    uint32_t tm, tn;
+    texel_block(1, s->k, ctx->info.subgroup_size, &tm, &tn);
+    return filter_segment(s) == 2 && tm > 16 ? 16 : tm;
+}
+
+/* How conv_texel's DIRECT reads (conv_direct_forward and conv_direct_filter), flags:
+ * DIRECT_ON, b (and a for the backward filter) as they are, four positions of a row a
+ * texel; for the forward, a holds conv_taps4's weights, or with DIRECT_RAW is w itself read
+ * a float at a time (conv_direct3), DIRECT_FLIP the backward data's flipped, transposed
+ * weights; DIRECT_UP2, the stride-2 backward data (conv_texel.comp UP2); DIRECT_K1, a 1x1
+ * kernel at stride 2 (K1: a holds w as it is, four channels a texel). */
+enum { DIRECT_NONE = 0, DIRECT_ON = 1, DIRECT_RAW = 2, DIRECT_FLIP = 4, DIRECT_UP2 = 8, DIRECT_K1 = 16 };
+
 /* One implicit-GEMM dispatch. vec4: a and b are packed operands (conv_pack) and pp
- * carries the packed dim's count of vec4s in its place. */
+ * carries the packed dim's count of vec4s in its place, or direct says how they are read
+ * unpacked (vec4 set). */
 static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode,
                                        vk_binding a, vk_binding b, const vk_buf *bias, const vk_buf *out,
-                                       const conv_push *pp, gemm_variant v, int vec4)
+                                       const conv_push *pp, gemm_variant v, int vec4, int direct)
 {
     conv_push p = *pp;
     uint64_t m = mode == 1 || mode == 3 ? s->c : s->k;
@@ -51,26 +91,41 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
     const vk_pipeline *pipe;
     if (vec4 || gemm_pick_variant(ctx, v) == GEMM_TEXEL) {
         uint32_t TM, TN;
-        const uint32_t LX = 16, LY = 1, sg = ctx->info.subgroup_size;
+        const uint32_t LX = TEXEL_LX, LY = 1, sg = ctx->info.subgroup_size;
         texel_block(vec4, m, sg, &TM, &TN);
-        /* the lanes of a subgroup share A's rows (conv_texel.comp, SHARE_A) */
-        const uint32_t share = vec4 && ctx->info.subgroup_shuffle && sg && TM % sg == 0 && LX % sg == 0;
+        /* ROW1: rows of one texel, a run of two rows (512@4x4 at batch 32: forward 23.3 ->
+         * 15.9 ms, backward data 25.8 -> 19.2; a row a run read three texels of which
+         * one was inside the plane) */
+        const uint32_t up2 = (direct & DIRECT_UP2) != 0;
+        const uint32_t row1 = direct && !up2 && mode == 0 && s->stride == 1 && s->w == 4 && s->h % 2 == 0;
+        if (direct && mode == 0) {
+            TN = up2 ? 16 : p.q % 8 == 0 || row1 ? 8 : 4;
+            TM = DIRECT_TM;
+        }
+        const uint32_t share = vec4 && share_rows(ctx, TM);
+        if (direct && !share) return snlvk_fail(SNLVK_E_INVALID, "internal: conv DIRECT without SHARE_A");
         /* backward filter of a 3x3 kernel at stride 1: a sliding window of x along rows of
          * dy (WIN), one channel's nine taps an invocation. 64->64 at 32x32, batch 32: 27.0
          * -> 23.7 ms; 128@16x16 23.5 -> 21.8; 256@8x8 even; 512@4x4 24 -> 28 (the window
          * is refilled every four steps), hence rows of at least 8 */
-        const uint32_t win = mode == 2 && share && s->ksize == 3 && s->stride == 1 && p.q >= 8;
-        if (win) TN = 9;
+        const uint32_t win = !direct && mode == 2 && share && s->ksize == 3 && s->stride == 1 && p.q >= 8;
+        if (win || (direct && mode == 2)) TN = direct & DIRECT_K1 ? 8 : 9;
+        const uint32_t seg = direct && mode == 2 ? filter_segment(s) : 1;
+        if (direct && mode == 2) TM = filter_tm(ctx, s);
         /* OUT4: each invocation's TN columns are consecutive output floats starting on a vec4 */
         const uint64_t run = mode == 0 ? (uint64_t)p.p * p.q
                            : mode == 1 ? (uint64_t)s->h * s->w
                            : mode == 3 ? (s->stride == 1 ? (uint64_t)s->h * s->w : 1)
                                        : (uint64_t)s->c * s->ksize * s->ksize;
         const uint32_t out4 = TN % 4 == 0 && run % TN == 0;
-        vk_pipeline_desc d = {.shader = "conv_texel", .bindings = vec4 ? "TTts" : "ttts", .push_size = sizeof p,
-                              .n_spec = 12,
-                              .spec = {TM, TN, vec4 ? 1 : 0, share, share ? sg : 8, out4, p.beta != 0.0f, win, 0, 0,
-                                       mode, vec4 ? 1 : 0},
+        /* constant 2: FLIP (conv_direct3) */
+        const int raw = (direct & DIRECT_RAW) != 0;
+        vk_pipeline_desc d = {.shader = raw ? "conv_direct3" : vec4 ? "conv_texel4" : "conv_texel",
+                              .bindings = raw ? "iIts" : vec4 ? "IIts" : "iits",
+                              .push_size = sizeof p, .n_spec = 16,
+                              .spec = {TM, TN, (direct & DIRECT_FLIP) != 0, share, share ? sg : 8, out4,
+                                       p.beta != 0.0f, win, direct != 0, row1, mode, vec4 ? 1 : 0, seg,
+                                       direct && s->stride == 2, up2, (direct & DIRECT_K1) != 0},
                               .local_size = {LX, LY, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
         return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(vk_div_up(ncols, TN), LX), vk_div_up(vk_div_up(m, TM), LY), 1);
@@ -80,6 +135,35 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
                           .spec = {BM, BN, BK, TM, TN, 0, 0, 0, 0, 0, mode}, .local_size = {BN / TN, BM / TM, 1}};
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(ncols, BN), vk_div_up(m, BM), 1);
+}
+
+/* The texel variant's backward filter reads dy and x unpacked (conv_texel.comp DIRECT):
+ * a 3x3 kernel at stride 1 and padding 1 over rows of whole vec4s, with A's rows shared
+ * across the subgroup. At batch 32 (ms, packed -> direct, 512-bit lavapipe, interleaved):
+ * 64->64 at 32x32 21.0 -> 16.8, 128@16x16 20.5 -> 17.4, 3->64 at 32x32 6.6 -> 3.9 with a
+ * window of x sliding along rows of dy; stepping by segments of a row instead (the rows
+ * of x around each read once) also served short rows, where the window was refilled
+ * every step or two: 256@8x8 21.9 -> 12.5, 512@4x4 21.2 -> 12.9, and took 32x32 17.1 ->
+ * 16.3 and 16x16 17.9 -> 15.6 against the window. */
+static int conv_direct_filter(const snlvk_context *ctx, const conv_shape *s)
+{
+    return s->ksize == 3 && s->pad == 1 && (s->stride == 1 ? s->w % 4 == 0 : s->stride == 2 && s->w % 8 == 0) &&
+           share_rows(ctx, filter_tm(ctx, s));
+}
+
+/* The forward reads x unpacked likewise (DIRECT in mode 0) where rows are whole vec4s, in
+ * runs of eight positions an invocation (four where rows are not whole runs of eight); so
+ * does backward data at stride 1, as the forward convolution of dy (its transposed shape
+ * is then the same kind). Batch 32, packed -> direct (ms, 512-bit lavapipe, interleaved):
+ * 64->64 at 32x32 forward 19.4 -> 16.9, backward data 20.3 -> 17.2; 128@16x16 18.9 ->
+ * 17.0 and 20.2 -> 16.8; 256@8x8 31.0 -> 25.4 and 33.6 -> 25.4; runs of four: 512@4x4
+ * 26.2 -> 23.0 and 27.9 -> 23.6, resnet8-mini's 16->16 at 28x28 (batch 64) 5.8 -> 2.5 and
+ * 4.7 -> 2.6. (Before each accumulator was written once a trip, which took another
+ * 12-20% off.) */
+static int conv_direct_forward(const snlvk_context *ctx, const conv_shape *s)
+{
+    return s->ksize == 3 && s->pad == 1 && (s->stride == 1 ? s->w % 4 == 0 : s->stride == 2 && s->w % 8 == 0) &&
+           share_rows(ctx, DIRECT_TM);
 }
 
 /* ---- packed operands (the texel variant) ----
@@ -156,8 +240,8 @@ static snlvk_status pack(vk_seq *q, snlvk_context *ctx, const vk_buf *src, uint3
     const uint32_t gw = form == 1 ? pl.w / 4 : form == 3 ? pl.h * pl.w / 4 : pl.wp,
                    gh = form == 1 ? pl.h : form == 3 ? 1 : pl.hp;
     const uint32_t lx = form == 2 ? 64 : form == 3 ? 32 : gw >= 8 ? 8 : 4, ly = form >= 2 ? 1 : gh >= 8 ? 8 : 4;
-    vk_pipeline_desc d = {.shader = "conv_pack", .bindings = quad ? "Ts" : "ts", .push_size = sizeof pp,
-                          .n_spec = 2, .spec = {block, form}, .local_size = {lx, ly, 1}};
+    vk_pipeline_desc d = {.shader = quad ? "conv_pack4" : "conv_pack", .bindings = quad ? "Is" : "ts",
+                          .push_size = sizeof pp, .n_spec = 2, .spec = {block, form}, .local_size = {lx, ly, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     if (quad && pl.m > 0) {
@@ -216,12 +300,48 @@ static conv_push push_of(const conv_shape *s, uint32_t has_bias, float beta)
     return p;
 }
 
+/* Where the forward DIRECT reads w as it is (RAW): at most this many output positions
+ * (N * P * Q). RAW fetches each weight as a float (nine gathers a channel against three
+ * vec4s of conv_taps4's), which slows the kernel by 8-10%; conv_taps4 costs a store per
+ * kernel row, ~20 ns per K * C on lavapipe, so it is worth its time on the large planes
+ * only. Batch 32, TAPS -> RAW (ms, interleaved, forward / backward data): 512@4x4 15.1 ->
+ * 10.8 / 17.6 -> 11.4; 256@8x8 14.1 -> 13.7 / 15.2 -> 14.0; 128@16x16 13.2 -> 14.3 / 13.5
+ * -> 14.6; 64@32x32 14.1 -> 15.5 / 14.0 -> 15.5. Batch 128: 512@4x4 43.4 -> 42.5 / 47.6
+ * -> 45.0; 256@8x8 53.6 -> 54.3 / 56.4 -> 55.2. */
+enum { DIRECT_RAW_COLUMNS = 4096 };
+
+/* The forward DIRECT of shape t (t->k output rows) from weights w, flipped (how has
+ * DIRECT_FLIP: backward data, t is the transposed shape) or not, its output plane doubled
+ * with DIRECT_UP2; w as it is on small planes, else its taps go to the workspace first. */
+static snlvk_status conv_direct_run(vk_seq *q, snlvk_context *ctx, const conv_shape *t, int how, const vk_buf *w,
+                                    const vk_buf *x, const vk_buf *bias, const vk_buf *y, const vk_buf *ws, float beta)
+{
+    SNLVK_TRY(conv_check(t));
+    conv_push p = push_of(t, bias != NULL, beta);
+    if (how & DIRECT_UP2) p.p = 2 * t->h, p.q = 2 * t->w;
+    if ((uint64_t)t->n * p.p * p.q <= DIRECT_RAW_COLUMNS)
+        return conv_dispatch_push(q, ctx, t, 0, vk_bind(w), vk_bind(x), bias, y, &p, GEMM_TEXEL, 1,
+                                  DIRECT_ON | DIRECT_RAW | how);
+    const uint64_t bytes = (uint64_t)t->k * t->c * 3 * 16;
+    if (ws->size < bytes) return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
+    struct { uint32_t m, c; } tp = {t->k, t->c};
+    vk_pipeline_desc d = {.shader = "conv_taps4", .bindings = "is", .push_size = sizeof tp, .n_spec = 1,
+                          .spec = {(how & DIRECT_FLIP) != 0}, .local_size = {64, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding tb[2] = {vk_bind(w), {ws, 0, bytes}};
+    const uint64_t groups = vk_div_up(bytes / 16, 64);
+    SNLVK_TRY(vk_seq_dispatch(q, pipe, tb, 2, &tp, (uint32_t)(groups > 4096 ? 4096 : groups), 1, 1));
+    return conv_dispatch_push(q, ctx, t, 0, (vk_binding){ws, 0, bytes}, vk_bind(x), bias, y, &p, GEMM_TEXEL, 1,
+                              DIRECT_ON | how);
+}
+
 static snlvk_status conv_dispatch(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode, const vk_buf *a,
                                   const vk_buf *b, const vk_buf *bias, const vk_buf *out, float beta, gemm_variant v)
 {
     SNLVK_TRY(conv_check(s));
     conv_push p = push_of(s, bias != NULL, beta);
-    return conv_dispatch_push(q, ctx, s, mode, vk_bind(a), vk_bind(b), bias, out, &p, v, 0);
+    return conv_dispatch_push(q, ctx, s, mode, vk_bind(a), vk_bind(b), bias, out, &p, v, 0, DIRECT_NONE);
 }
 
 /* Forward (mode 0) or backward filter (mode 2) on packed operands. */
@@ -237,7 +357,7 @@ static snlvk_status conv_packed(vk_seq *q, snlvk_context *ctx, const conv_shape 
     if (mode == 0) p.c = (uint32_t)div4(s->c);
     else p.n = (uint32_t)div4(s->n);
     p.h = pl.hp, p.w = pl.wp, p.pad = 0;
-    return conv_dispatch_push(q, ctx, s, mode, pa, pb, bias, out, &p, GEMM_TEXEL, 1);
+    return conv_dispatch_push(q, ctx, s, mode, pa, pb, bias, out, &p, GEMM_TEXEL, 1, DIRECT_NONE);
 }
 
 /* Backward data as stride^2 phase convolutions (one when the stride is 1): the outputs
@@ -266,22 +386,37 @@ static snlvk_status conv_backward_data_phases(vk_seq *q, snlvk_context *ctx, con
             p.da = (pa + s->pad - p.r0) / st;
             p.db = (pb + s->pad - p.t0) / st;
             if (vec4) p.p = pl.hp, p.q = pl.wp, p.da += pl.m, p.db += pl.m;
-            SNLVK_TRY(conv_dispatch_push(q, ctx, s, 3, a, b, NULL, dx, &p, v, vec4));
+            SNLVK_TRY(conv_dispatch_push(q, ctx, s, 3, a, b, NULL, dx, &p, v, vec4, DIRECT_NONE));
         }
     return SNLVK_OK;
 }
 
+/* The projection shortcuts' 1x1 convolution at stride 2 (no padding) reads x unpacked too
+ * (DIRECT K1) where input rows are a multiple of eight; its forward also needs C a
+ * multiple of four (w read as it is, four channels a texel). */
+static int conv_k1(const conv_shape *s) { return s->ksize == 1 && s->stride == 2 && s->pad == 0 && s->w % 8 == 0; }
+
 snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *x, const vk_buf *w,
                                const vk_buf *bias, const vk_buf *y, const vk_buf *workspace, gemm_variant v)
 {
-    if (use_packed(ctx, v, workspace)) return conv_packed(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
+    if (use_packed(ctx, v, workspace) && conv_k1(s) && s->c % 4 == 0 && share_rows(ctx, DIRECT_TM)) {
+        SNLVK_TRY(conv_check(s));
+        conv_push p = push_of(s, bias != NULL, 0.0f);
+        return conv_dispatch_push(q, ctx, s, 0, vk_bind(w), vk_bind(x), bias, y, &p, GEMM_TEXEL, 1,
+                                  DIRECT_ON | DIRECT_K1);
+    }
+    if (use_packed(ctx, v, workspace)) {
+        if (conv_direct_forward(ctx, s))
+            return conv_direct_run(q, ctx, s, DIRECT_NONE, w, x, bias, y, workspace, 0.0f);
+        return conv_packed(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
+    }
     return conv_dispatch(q, ctx, s, 0, w, x, bias, y, 0.0f, v);
 }
 
 size_t conv_workspace_bytes(snlvk_context *ctx, const conv_shape *s, gemm_variant v)
 {
     if (gemm_pick_variant(ctx, v) != GEMM_TEXEL) return (size_t)s->k * s->c * s->ksize * s->ksize * 4;
-    uint64_t most = 0;
+    uint64_t most = (uint64_t)s->k * s->c * 3 * 16; /* conv_taps4's weights (DIRECT) */
     for (int mode = 0; mode <= 3; mode++) {
         if (mode == 1) continue;
         uint64_t a, b;
@@ -296,11 +431,26 @@ snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_s
                                      gemm_variant v)
 {
     SNLVK_TRY(conv_check(s));
+    /* at stride 1, dx is the forward convolution of dy with the flipped, transposed
+     * weights and padding ksize-1-pad, which wastes no work on the stride's zeros */
+    const conv_shape t = {s->n, s->k, conv_out_h(s), conv_out_w(s), s->c, s->ksize, 1, s->ksize - 1 - s->pad};
+    if (s->stride == 1 && use_packed(ctx, v, workspace) && conv_direct_forward(ctx, &t))
+        return conv_direct_run(q, ctx, &t, DIRECT_FLIP, w, dy, NULL, dx, workspace, beta);
+    /* at stride 2 (3x3, padding 1, dx's rows a multiple of eight, its height even), the
+     * transposed convolution of dy, with t's output plane doubled (conv_texel.comp UP2) */
+    if (s->stride == 2 && s->ksize == 3 && s->pad == 1 && s->w % 8 == 0 && s->h % 2 == 0 &&
+        use_packed(ctx, v, workspace) && share_rows(ctx, DIRECT_TM))
+        return conv_direct_run(q, ctx, &t, DIRECT_FLIP | DIRECT_UP2, w, dy, NULL, dx, workspace, beta);
+    /* and the 1x1 kernel at stride 2 likewise (dx's height even), w read as it is */
+    if (conv_k1(s) && s->h % 2 == 0 && use_packed(ctx, v, workspace) && share_rows(ctx, DIRECT_TM)) {
+        conv_push p = push_of(&t, 0, beta);
+        p.p = s->h, p.q = s->w;
+        return conv_dispatch_push(q, ctx, &t, 0, vk_bind(w), vk_bind(dy), NULL, dx, &p, GEMM_TEXEL, 1,
+                                  DIRECT_ON | DIRECT_RAW | DIRECT_FLIP | DIRECT_UP2 | DIRECT_K1);
+    }
     if (s->stride > 1 || use_packed(ctx, v, workspace))
         return conv_backward_data_phases(q, ctx, s, dy, w, dx, workspace, beta, v);
     if (s->pad >= s->ksize || !workspace) return conv_dispatch(q, ctx, s, 1, w, dy, NULL, dx, beta, v);
-    /* Stride 1: dx is the forward convolution of dy with the flipped, transposed
-     * weights and padding ksize-1-pad, which wastes no work on the stride's zeros. */
     if (workspace->size < conv_workspace_bytes(ctx, s, v))
         return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
     struct { uint32_t k, c, rs; } fp = {s->k, s->c, s->ksize * s->ksize};
@@ -310,7 +460,6 @@ snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_s
     vk_binding binds[2] = {vk_bind(w), vk_bind(workspace)};
     uint32_t total = fp.k * fp.c * fp.rs, groups = vk_div_up(total, 256);
     SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 2, &fp, groups > 1024 ? 1024 : groups, 1, 1));
-    conv_shape t = {s->n, s->k, conv_out_h(s), conv_out_w(s), s->c, s->ksize, 1, s->ksize - 1 - s->pad};
     return conv_dispatch(q, ctx, &t, 0, workspace, dy, NULL, dx, beta, v);
 }
 
@@ -318,6 +467,19 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
                                        const vk_buf *x, const vk_buf *dw, const vk_buf *workspace, float beta,
                                        gemm_variant v)
 {
-    if (use_packed(ctx, v, workspace)) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
+    if (use_packed(ctx, v, workspace)) {
+        if (conv_k1(s) && share_rows(ctx, filter_tm(ctx, s))) {
+            SNLVK_TRY(conv_check(s));
+            conv_push p = push_of(s, 0, beta);
+            return conv_dispatch_push(q, ctx, s, 2, vk_bind(dy), vk_bind(x), NULL, dw, &p, GEMM_TEXEL, 1,
+                                      DIRECT_ON | DIRECT_K1);
+        }
+        if (conv_direct_filter(ctx, s)) {
+            SNLVK_TRY(conv_check(s));
+            conv_push p = push_of(s, 0, beta);
+            return conv_dispatch_push(q, ctx, s, 2, vk_bind(dy), vk_bind(x), NULL, dw, &p, GEMM_TEXEL, 1, DIRECT_ON);
+        }
+        return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
+    }
     return conv_dispatch(q, ctx, s, 2, dy, x, NULL, dw, beta, v);
 }

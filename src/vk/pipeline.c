@@ -12,12 +12,21 @@ static int desc_equal(const vk_pipeline_desc *a, const vk_pipeline_desc *b)
            memcmp(a->local_size, b->local_size, sizeof a->local_size) == 0;
 }
 
+VkDescriptorType vk_bind_type(char kind)
+{
+    return kind == VK_BIND_TEXEL || kind == VK_BIND_TEXEL4   ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+         : kind == VK_BIND_IMAGE || kind == VK_BIND_IMAGE4 ? VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER
+                                                           : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
+}
+
 static snlvk_status create_pipeline(snlvk_context *ctx, const vk_pipeline_desc *d, vk_pipeline *p)
 {
     const vk_shader *sh = vk_shader_find(d->shader);
     if (!sh) return snlvk_fail(SNLVK_E_INVALID, "internal: no embedded shader named '%s'", d->shader);
     size_t nb = strlen(d->bindings);
     if (nb >= sizeof p->bindings) return snlvk_fail(SNLVK_E_INVALID, "internal: too many bindings for '%s'", d->shader);
+    if (strspn(d->bindings, "stTiI") != nb)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: '%s' has a binding kind other than s, t, T, i, I", d->shader);
     if (d->n_spec > VK_MAX_SPEC) return snlvk_fail(SNLVK_E_INVALID, "internal: too many constants for '%s'", d->shader);
     for (int i = 0; i < 3; i++)
         if (d->local_size[i] == 0)
@@ -35,9 +44,7 @@ static snlvk_status create_pipeline(snlvk_context *ctx, const vk_pipeline_desc *
     for (size_t i = 0; i < nb; i++) {
         b[i] = (VkDescriptorSetLayoutBinding){
             .binding = (uint32_t)i,
-            .descriptorType = d->bindings[i] == VK_BIND_TEXEL || d->bindings[i] == VK_BIND_TEXEL4
-                                  ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
-                                                              : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorType = vk_bind_type(d->bindings[i]),
             .descriptorCount = 1,
             .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
     }

@@ -72,11 +72,12 @@ static snlvk_status add_pool(vk_seq *s)
         s->pools = np;
         s->cap_pools = cap;
     }
-    VkDescriptorPoolSize sizes[2] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * 8},
-                                     {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 8}};
+    VkDescriptorPoolSize sizes[3] = {{VK_DESCRIPTOR_TYPE_STORAGE_BUFFER, SETS_PER_POOL * 8},
+                                     {VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER, SETS_PER_POOL * 8},
+                                     {VK_DESCRIPTOR_TYPE_STORAGE_TEXEL_BUFFER, SETS_PER_POOL * 8}};
     VkDescriptorPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                      .maxSets = SETS_PER_POOL,
-                                     .poolSizeCount = 2,
+                                     .poolSizeCount = 3,
                                      .pPoolSizes = sizes};
     VK_TRY(vkCreateDescriptorPool(s->ctx->device, &ci, NULL, &s->pools[s->n_pools]));
     s->n_pools++;
@@ -181,12 +182,14 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
         VkDeviceSize size = binds[i].size ? binds[i].size : b->size - off;
         if (off > b->size || size > b->size - off)
             return snlvk_fail(SNLVK_E_INVALID, "internal: binding %d range outside its buffer", i);
+        const VkDescriptorType type = vk_bind_type(p->bindings[i]);
         w[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                       .dstSet = set,
                                       .dstBinding = (uint32_t)i,
-                                      .descriptorCount = 1};
-        if (p->bindings[i] == VK_BIND_TEXEL || p->bindings[i] == VK_BIND_TEXEL4) {
-            const int vec4 = p->bindings[i] == VK_BIND_TEXEL4;
+                                      .descriptorCount = 1,
+                                      .descriptorType = type};
+        if (type != VK_DESCRIPTOR_TYPE_STORAGE_BUFFER) {
+            const int vec4 = p->bindings[i] == VK_BIND_TEXEL4 || p->bindings[i] == VK_BIND_IMAGE4;
             const VkDeviceSize texel = vec4 ? 16 : 4;
             if (vec4 && size % 16)
                 return snlvk_fail(SNLVK_E_INVALID, "internal: vec4 texel binding %d of %llu bytes is not whole vec4s", i,
@@ -210,7 +213,6 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
                                          .range = size / texel * texel};
             VK_TRY(vkCreateBufferView(ctx->device, &vi, NULL, &views[i]));
             s->views[s->n_views++] = views[i]; /* destroyed with the recording */
-            w[i].descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER;
             /* points at this call's own array: s->views may move when it grows */
             w[i].pTexelBufferView = &views[i];
         } else {
@@ -220,7 +222,6 @@ snlvk_status vk_seq_dispatch(vk_seq *s, const vk_pipeline *p, const vk_binding *
             if ((b->offset + off) % ctx->props.limits.minStorageBufferOffsetAlignment)
                 return snlvk_fail(SNLVK_E_INVALID, "internal: storage binding %d offset is not aligned", i);
             bi[i] = (VkDescriptorBufferInfo){b->buffer, b->offset + off, size};
-            w[i].descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER;
             w[i].pBufferInfo = &bi[i];
         }
     }

@@ -33,8 +33,14 @@ typedef struct vk_buf {
 
 /* ---- pipelines ---- */
 /* 't': an R32F texel view (one float per texel), 'T': an RGBA32F view (a vec4 per texel;
- * the range must be whole vec4s, which every vk_buf_alloc size is) */
-enum { VK_BIND_STORAGE = 's', VK_BIND_TEXEL = 't', VK_BIND_TEXEL4 = 'T' };
+ * the range must be whole vec4s, which every vk_buf_alloc size is), both read with
+ * texelFetch from a samplerBuffer. 'i', 'I': the same views as storage texel buffers,
+ * read with imageLoad from a readonly imageBuffer declared r32f or rgba32f: lavapipe
+ * compiles a texelFetch into a call to a generated function and an imageLoad inline, so
+ * the kernels whose loops fetch (conv_texel) read through these (docs/lavapipe.md). */
+enum { VK_BIND_STORAGE = 's', VK_BIND_TEXEL = 't', VK_BIND_TEXEL4 = 'T', VK_BIND_IMAGE = 'i', VK_BIND_IMAGE4 = 'I' };
+/* The descriptor type of a binding kind. */
+VkDescriptorType vk_bind_type(char kind);
 
 typedef struct vk_shader {
     const char *name;
