@@ -7,8 +7,13 @@
 #include "elem.glsl"
 #include "common.glsl"
 
-layout(binding = 0) uniform samplerBuffer DY;
-layout(binding = 1) uniform samplerBuffer X;
+// ACC (specialisation constant 0): beta != 0, dx is read and added to. Chosen when the
+// pipeline is built: on lavapipe a load costs its loop over the lanes even on a path no
+// lane takes.
+layout(constant_id = 0) const bool ACC = false;
+
+layout(binding = 0, ELEM_FMT) uniform readonly imageBuffer DY;
+layout(binding = 1, ELEM_FMT) uniform readonly imageBuffer X;
 layout(binding = 2) uniform samplerBuffer GAMMA;
 layout(binding = 3) uniform samplerBuffer MEAN;
 layout(binding = 4) uniform samplerBuffer INVSTD;
@@ -38,7 +43,7 @@ void main()
             const uint t = base + i;
             const ELEM xhat = (FETCH(X, int(t)) - mean) * invstd;
             ELEM v = gi * (FETCH(DY, int(t)) - mdy - xhat * mdyx);
-            if (p.beta != 0.0) v += p.beta * dx[t];
+            if (ACC) v += p.beta * dx[t];
             dx[t] = v;
         }
     }

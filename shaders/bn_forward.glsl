@@ -10,7 +10,7 @@
 
 layout(constant_id = 0) const uint EVAL = 0;
 
-layout(binding = 0) uniform samplerBuffer X;      // RGBA32F when VEC4
+layout(binding = 0, ELEM_FMT) uniform readonly imageBuffer X;
 layout(binding = 1) uniform samplerBuffer GAMMA;
 layout(binding = 2) uniform samplerBuffer BETA;
 layout(binding = 3) uniform samplerBuffer MEAN;

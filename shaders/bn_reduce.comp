@@ -14,13 +14,20 @@
 #include "common.glsl"
 
 layout(constant_id = 0) const uint MODE = 0;
-// VEC4 (H*W a multiple of four): A and B are RGBA32F views and an invocation's unit is a
-// vec4 of four consecutive elements of one plane: a quarter of the fetches (on lavapipe
-// the fetches bound this kernel). Sums then run in another order, as exact.
-layout(constant_id = 1) const bool VEC4 = false;
-
-layout(binding = 0) uniform samplerBuffer A;
-layout(binding = 1) uniform samplerBuffer B;
+// Built twice (meson.build). bn_reduce4 (VEC4_UNITS defined; H*W a multiple of four): A
+// and B are RGBA32F views and an invocation's unit is a vec4 of four consecutive elements
+// of one plane: a quarter of the fetches (on lavapipe the fetches bound this kernel). Sums
+// then run in another order, as exact. bn_reduce: R32F views, a float a unit. Both read
+// with imageLoad, which lavapipe compiles inline (a texelFetch is a call).
+#ifdef VEC4_UNITS
+const bool VEC4 = true;
+layout(binding = 0, rgba32f) uniform readonly imageBuffer A;
+layout(binding = 1, rgba32f) uniform readonly imageBuffer B;
+#else
+const bool VEC4 = false;
+layout(binding = 0, r32f) uniform readonly imageBuffer A;
+layout(binding = 1, r32f) uniform readonly imageBuffer B;
+#endif
 layout(binding = 2) buffer Out0 { float out0[]; };
 layout(binding = 3) buffer Out1 { float out1[]; };
 layout(binding = 4) buffer St0 { float st0[]; };
@@ -75,7 +82,7 @@ void walk_next(inout Walk w)
 int walk_index(Walk w, uint ch) { return int((w.n * p.c + ch) * units() + w.i); }
 
 // A unit of t: four elements (VEC4) or one, as x with the rest zero.
-vec4 unit(samplerBuffer t, int j) { return VEC4 ? texelFetch(t, j) : vec4(texelFetch(t, j).x, 0.0, 0.0, 0.0); }
+#define unit(t, j) (VEC4 ? imageLoad(t, j) : vec4(imageLoad(t, j).x, 0.0, 0.0, 0.0))
 // The sum of a unit's elements.
 float usum(vec4 v) { return VEC4 ? (v.x + v.y) + (v.z + v.w) : v.x; }
 
@@ -103,7 +110,7 @@ void main()
             out1[ch] = tot.y;
         }
     } else {
-        const float shift = texelFetch(A, int(ch * units())).x;
+        const float shift = imageLoad(A, int(ch * units())).x;
         float s = 0.0;
         for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += usum(unit(A, walk_index(w, ch)) - shift);
         const float mean = shift + wg_sum(vec2(s, 0.0)).x / count;

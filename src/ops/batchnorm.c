@@ -74,8 +74,8 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
     const uint64_t units = (uint64_t)s->n * s->h * s->w / (vec4 ? 4 : 1);
     if (vk_is_cpu(ctx))
         while (wg > 16 && units < (uint64_t)wg * 128) wg /= 2;
-    vk_pipeline_desc d = {.shader = "bn_reduce", .bindings = vec4 ? "TTssss" : "ttssss", .push_size = sizeof *p,
-                          .n_spec = 2, .spec = {mode, vec4}, .local_size = {wg, 1, 1}};
+    vk_pipeline_desc d = {.shader = vec4 ? "bn_reduce4" : "bn_reduce", .bindings = vec4 ? "IIssss" : "iissss",
+                          .push_size = sizeof *p, .n_spec = 1, .spec = {mode}, .local_size = {wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[6] = {vk_bind(a), vk_bind(b ? b : a), vk_bind(o0), vk_bind(o1 ? o1 : o0),
@@ -91,7 +91,7 @@ static snlvk_status forward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, ui
     SNLVK_TRY(grid_for(ctx, s, &g));
     const int v4 = bn_vec4(s);
     bn_forward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, (gamma ? 1u : 0u) | (beta ? 2u : 0u), eps};
-    vk_pipeline_desc d = {.shader = v4 ? "bn_forward4" : "bn_forward", .bindings = v4 ? "Ttttts" : "ttttts",
+    vk_pipeline_desc d = {.shader = v4 ? "bn_forward4" : "bn_forward", .bindings = v4 ? "Itttts" : "itttts",
                           .push_size = sizeof p, .n_spec = 1,
                           .spec = {eval}, .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
@@ -161,8 +161,8 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
     const int v4 = bn_vec4(s);
     bn_backward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, gamma ? 1u : 0u,
                           (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx};
-    vk_pipeline_desc d = {.shader = v4 ? "bn_backward4" : "bn_backward", .bindings = v4 ? "TTttttts" : "ttttttts",
-                          .push_size = sizeof p,
+    vk_pipeline_desc d = {.shader = v4 ? "bn_backward4" : "bn_backward", .bindings = v4 ? "IIttttts" : "iittttts",
+                          .push_size = sizeof p, .n_spec = 1, .spec = {beta_dx != 0.0f},
                           .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));

@@ -78,7 +78,7 @@ snlvk_status op_masked_relu_forward(vk_seq *q, snlvk_context *ctx, const mrelu_s
     SNLVK_TRY(need(y, total, "y"));
     SNLVK_TRY(need(mask, mrelu_mask_size(s), "mask"));
     vk_binding binds[3] = {vk_bind(x), vk_bind(mask), vk_bind(y)};
-    if (use_vec4(s)) return elementwise4(q, ctx, s, "masked_relu_fwd4", "TTs", binds, 3);
+    if (use_vec4(s)) return elementwise4(q, ctx, s, "masked_relu_fwd4", "IIs", binds, 3);
     return elementwise(q, ctx, s, "masked_relu_fwd", "tts", binds, 3);
 }
 
@@ -108,7 +108,7 @@ snlvk_status op_masked_relu_backward(vk_seq *q, snlvk_context *ctx, const mrelu_
         return vk_seq_dispatch(q, pipe, binds, 6, &p, s->c, 1, 1);
     }
     vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(mask), vk_bind(dx)};
-    if (use_vec4(s)) SNLVK_TRY(elementwise4(q, ctx, s, "masked_relu_bwd4", "TTTs", binds, 4));
+    if (use_vec4(s)) SNLVK_TRY(elementwise4(q, ctx, s, "masked_relu_bwd4", "IIIs", binds, 4));
     else SNLVK_TRY(elementwise(q, ctx, s, "masked_relu_bwd", "ttts", binds, 4));
     if (!dc) return SNLVK_OK; /* frozen */
     /* pixel masks: one invocation per mask entry (or vec4 of entries) sums over the batch */
@@ -116,7 +116,7 @@ snlvk_status op_masked_relu_backward(vk_seq *q, snlvk_context *ctx, const mrelu_
     if (use_vec4(s)) {
         uint32_t chw4 = s->c * s->h * s->w / 4;
         struct { uint32_t n, chw4, lambda_index, has_lambda; } p4 = {s->n, chw4, lambda_index, lambda ? 1u : 0u};
-        vk_pipeline_desc d4 = {.shader = "masked_relu_dc4", .bindings = "TTTss", .push_size = sizeof p4,
+        vk_pipeline_desc d4 = {.shader = "masked_relu_dc4", .bindings = "IIIss", .push_size = sizeof p4,
                                .local_size = {MR_WG, 1, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d4, &pipe));
         return vk_seq_dispatch(q, pipe, dbinds, 5, &p4, groups_for(chw4), 1, 1);

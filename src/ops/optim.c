@@ -33,11 +33,14 @@ snlvk_status op_adam(vk_seq *s, snlvk_context *ctx, const vk_buf *params, uint32
     SNLVK_TRY(need(exp_avg, (uint64_t)n * 4, "Adam exp_avg"));
     SNLVK_TRY(need(exp_avg_sq, (uint64_t)n * 4, "Adam exp_avg_sq"));
     struct { uint32_t n, group; } pc = {n, group};
-    vk_pipeline_desc d = {.shader = "adam", .bindings = "sssss", .push_size = sizeof pc, .local_size = {LOCAL, 1, 1}};
+    vk_pipeline_desc d = {.shader = "adam", .bindings = "sIsssIII", .push_size = sizeof pc,
+                          .local_size = {LOCAL, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    vk_binding binds[5] = {vk_bind(p), vk_bind(g), vk_bind(exp_avg), vk_bind(exp_avg_sq), vk_bind(params)};
-    return vk_seq_dispatch(s, pipe, binds, 5, &pc, groups_for(n), 1, 1);
+    /* each tensor written through a storage buffer and read through a texel buffer */
+    vk_binding binds[8] = {vk_bind(p),      vk_bind(g), vk_bind(exp_avg), vk_bind(exp_avg_sq),
+                           vk_bind(params), vk_bind(p), vk_bind(exp_avg), vk_bind(exp_avg_sq)};
+    return vk_seq_dispatch(s, pipe, binds, 8, &pc, groups_for(vk_div_up(n, 4)), 1, 1);
 }
 
 snlvk_status op_sgd(vk_seq *s, snlvk_context *ctx, const vk_buf *params, uint32_t group, const vk_buf *p,
@@ -47,12 +50,14 @@ snlvk_status op_sgd(vk_seq *s, snlvk_context *ctx, const vk_buf *params, uint32_
     SNLVK_TRY(check_common(params, group, p, g, n));
     if (momentum_buf) SNLVK_TRY(need(momentum_buf, (uint64_t)n * 4, "SGD momentum"));
     struct { uint32_t n, group, has_buf; } pc = {n, group, momentum_buf ? 1u : 0u};
-    vk_pipeline_desc d = {.shader = "sgd", .bindings = "ssss", .push_size = sizeof pc, .local_size = {LOCAL, 1, 1}};
+    vk_pipeline_desc d = {.shader = "sgd", .bindings = "sIssII", .push_size = sizeof pc, .local_size = {LOCAL, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    /* without a buffer the kernel never touches binding 2: bind the (read) gradient there */
-    vk_binding binds[4] = {vk_bind(p), vk_bind(g), vk_bind(momentum_buf ? momentum_buf : g), vk_bind(params)};
-    return vk_seq_dispatch(s, pipe, binds, 4, &pc, groups_for(n), 1, 1);
+    /* without a buffer the kernel never writes binding 2 nor uses what it reads through
+     * binding 5: bind the gradient there */
+    const vk_buf *mb = momentum_buf ? momentum_buf : g;
+    vk_binding binds[6] = {vk_bind(p), vk_bind(g), vk_bind(mb), vk_bind(params), vk_bind(p), vk_bind(mb)};
+    return vk_seq_dispatch(s, pipe, binds, 6, &pc, groups_for(vk_div_up(n, 4)), 1, 1);
 }
 
 snlvk_status op_zero(vk_seq *s, const vk_buf *b)
