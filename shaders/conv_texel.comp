@@ -10,9 +10,9 @@
 // (channels for modes 0 and 3, images for mode 2; DIRECT below reads them unpacked); the
 // host passes the packed dim's count of vec4s in its place (C for mode 0, K for mode 3,
 // N for mode 2). A fetch then brings four terms, and the gathers, which bound the speed
-// on lavapipe, fall 4x. A and B are storage texel buffers
-// read with imageLoad, which lavapipe compiles inline; a texelFetch is a call to a
-// generated function (docs/lavapipe.md: 7-10% on the 3x3 layers).
+// on lavapipe, fall 4x. A and B are storage texel buffers read with imageLoad, which
+// lavapipe compiles inline; a texelFetch is a call to a generated function
+// (docs/lavapipe.md: 7-10% on the 3x3 layers).
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #include "common.glsl"
 #include "conv_params.glsl"
@@ -113,6 +113,29 @@ layout(binding = 1, FMT) uniform readonly imageBuffer B; // x (modes 0, 2) or dy
 layout(binding = 2) uniform samplerBuffer BIAS;
 layout(binding = 3) buffer Out { vec4 O[]; };  // floats, as vec4s (allocations are whole vec4s)
 
+// The inputs of the kernel taps s = 0, 1, 2 for four consecutive outputs of a row, from
+// three neighbouring texels of an input row: m holds the outputs' centres, l and g the
+// texels on either side; x at q - 1, q, q + 1 by swizzles (free: each component is its own
+// register) ...
+void taps_s1(vec4 l, vec4 m, vec4 g, out vec4 t0, out vec4 t1, out vec4 t2)
+{
+    t0 = vec4(l.w, m.xyz);
+    t1 = m;
+    t2 = vec4(m.yzw, g.x);
+}
+
+// ... and at stride 2, where the four centres are the even positions of m and g: x at
+// 2q - 1, 2q, 2q + 1.
+void taps_s2(vec4 l, vec4 m, vec4 g, out vec4 t0, out vec4 t1, out vec4 t2)
+{
+    t0 = vec4(l.w, m.y, m.w, g.y);
+    t1 = vec4(m.x, m.z, g.x, g.z);
+    t2 = vec4(m.y, m.w, g.y, g.w);
+}
+
+// The even positions of two consecutive texels (K1: a 1x1 kernel at stride 2).
+vec4 evens(vec4 lo, vec4 hi) { return vec4(lo.xz, hi.xz); }
+
 void main()
 {
     const uint M = gemm_m(), NC = gemm_n();
@@ -171,8 +194,7 @@ void main()
             [[unroll]] for (uint i = 0; i < 4u; i++)
                 [[unroll]] for (uint e = 0; e < E; e++) {
                     const int at = row + int(c + i) * plane + 2 * int(e);
-                    const vec4 lo = imageLoad(B, at), hi = imageLoad(B, at + 1);
-                    xe[i][e] = vec4(lo.xz, hi.xz);
+                    xe[i][e] = evens(imageLoad(B, at), imageLoad(B, at + 1));
                 }
             vec4 own[NA];
             [[unroll]] for (uint t = 0; t < NA; t++) own[t] = imageLoad(A, int(arow4[t] + c / 4u));
@@ -235,19 +257,14 @@ void main()
                     // (the indices clamped into the arrays the other form does not use)
                     if (STRIDE2) {
                         // x at 2 (q0 + 4e) + 2i + s - 1: T[r][2e + 1] holds 2 (q0 + 4e) + 0..3
-                        const vec4 l = T[r][min(2u * e, NT - 1u)], m = T[r][min(2u * e + 1u, NT - 1u)],
-                                   g = T[r][min(2u * e + 2u, NT - 1u)];
-                        xg[r][3u * e] = vec4(l.w, m.y, m.w, g.y);
-                        xg[r][3u * e + 1u] = vec4(m.x, m.z, g.x, g.z);
-                        xg[r][3u * e + 2u] = vec4(m.y, m.w, g.y, g.w);
+                        taps_s2(T[r][min(2u * e, NT - 1u)], T[r][min(2u * e + 1u, NT - 1u)],
+                                T[r][min(2u * e + 2u, NT - 1u)], xg[r][3u * e], xg[r][3u * e + 1u], xg[r][3u * e + 2u]);
                         continue;
                     }
-                    const vec4 l = ROW1 ? vec4(0.0) : T[r][min(e, NT - 1u)],
-                               m = ROW1 ? T[min(e + r, NR - 1u)][0] : T[r][min(e + 1u, NT - 1u)],
-                               g = ROW1 ? vec4(0.0) : T[r][min(e + 2u, NT - 1u)];
-                    xg[r][3u * e] = vec4(l.w, m.xyz);
-                    xg[r][3u * e + 1u] = m;
-                    xg[r][3u * e + 2u] = vec4(m.yzw, g.x);
+                    taps_s1(ROW1 ? vec4(0.0) : T[r][min(e, NT - 1u)],
+                            ROW1 ? T[min(e + r, NR - 1u)][0] : T[r][min(e + 1u, NT - 1u)],
+                            ROW1 ? vec4(0.0) : T[r][min(e + 2u, NT - 1u)], xg[r][3u * e], xg[r][3u * e + 1u],
+                            xg[r][3u * e + 2u]);
                 }
             vec4 own[3][NA];
             if (RAW) {
@@ -340,23 +357,18 @@ void main()
                 [[unroll]] for (uint i = 0; i < QW; i++) {
                     if (!K1) continue;
                     const int at = int(((n * p.C + min(j0 + c, p.C - 1u)) * p.H + 2u * v) * W4) + xq + 2 * int(i);
-                    const vec4 lo = imageLoad(B, at), hi = imageLoad(B, at + 1);
-                    xs[c][i] = vec4(lo.xz, hi.xz);
+                    xs[c][i] = evens(imageLoad(B, at), imageLoad(B, at + 1));
                 }
             [[unroll]] for (uint r = 0; r < 3u; r++)
                 [[unroll]] for (uint i = 0; i < QW; i++) {
                     if (K1) continue;
-                    if (STRIDE2) {
-                        const vec4 l = T[r][2u * i], m = T[r][min(2u * i + 1u, NX - 1u)],
-                                   hi = T[r][min(2u * i + 2u, NX - 1u)];
-                        xs[min(3u * r, TN - 1u)][i] = vec4(l.w, m.y, m.w, hi.y);
-                        xs[min(3u * r + 1u, TN - 1u)][i] = vec4(m.x, m.z, hi.x, hi.z);
-                        xs[min(3u * r + 2u, TN - 1u)][i] = vec4(m.y, m.w, hi.y, hi.w);
-                        continue;
-                    }
-                    xs[min(3u * r, TN - 1u)][i] = vec4(T[r][i].w, T[r][i + 1u].xyz);
-                    xs[min(3u * r + 1u, TN - 1u)][i] = T[r][i + 1u];
-                    xs[min(3u * r + 2u, TN - 1u)][i] = vec4(T[r][i + 1u].yzw, T[r][min(i + 2u, NX - 1u)].x);
+                    if (STRIDE2)
+                        taps_s2(T[r][2u * i], T[r][min(2u * i + 1u, NX - 1u)], T[r][min(2u * i + 2u, NX - 1u)],
+                                xs[min(3u * r, TN - 1u)][i], xs[min(3u * r + 1u, TN - 1u)][i],
+                                xs[min(3u * r + 2u, TN - 1u)][i]);
+                    else
+                        taps_s1(T[r][i], T[r][i + 1u], T[r][min(i + 2u, NX - 1u)], xs[min(3u * r, TN - 1u)][i],
+                                xs[min(3u * r + 1u, TN - 1u)][i], xs[min(3u * r + 2u, TN - 1u)][i]);
                 }
             vec4 own[NA][QW];
             const uint arow0 = (n * p.K * p.P + v) * Q4 + uint(q0);

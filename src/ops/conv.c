@@ -137,6 +137,13 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
     return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(ncols, BN), vk_div_up(m, BM), 1);
 }
 
+/* The 3x3 shapes DIRECT reads unpacked: padding 1, input rows of whole vec4s at stride 1,
+ * of whole pairs of them at stride 2. */
+static int direct_3x3(const conv_shape *s)
+{
+    return s->ksize == 3 && s->pad == 1 && (s->stride == 1 ? s->w % 4 == 0 : s->stride == 2 && s->w % 8 == 0);
+}
+
 /* The texel variant's backward filter reads dy and x unpacked (conv_texel.comp DIRECT):
  * a 3x3 kernel at stride 1 and padding 1 over rows of whole vec4s, with A's rows shared
  * across the subgroup. At batch 32 (ms, packed -> direct, 512-bit lavapipe, interleaved):
@@ -147,8 +154,7 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
  * 16.3 and 16x16 17.9 -> 15.6 against the window. */
 static int conv_direct_filter(const snlvk_context *ctx, const conv_shape *s)
 {
-    return s->ksize == 3 && s->pad == 1 && (s->stride == 1 ? s->w % 4 == 0 : s->stride == 2 && s->w % 8 == 0) &&
-           share_rows(ctx, filter_tm(ctx, s));
+    return direct_3x3(s) && share_rows(ctx, filter_tm(ctx, s));
 }
 
 /* The forward reads x unpacked likewise (DIRECT in mode 0) where rows are whole vec4s, in
@@ -162,8 +168,7 @@ static int conv_direct_filter(const snlvk_context *ctx, const conv_shape *s)
  * 12-20% off.) */
 static int conv_direct_forward(const snlvk_context *ctx, const conv_shape *s)
 {
-    return s->ksize == 3 && s->pad == 1 && (s->stride == 1 ? s->w % 4 == 0 : s->stride == 2 && s->w % 8 == 0) &&
-           share_rows(ctx, DIRECT_TM);
+    return direct_3x3(s) && share_rows(ctx, DIRECT_TM);
 }
 
 /* ---- packed operands (the texel variant) ----
@@ -438,8 +443,8 @@ snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_s
         return conv_direct_run(q, ctx, &t, DIRECT_FLIP, w, dy, NULL, dx, workspace, beta);
     /* at stride 2 (3x3, padding 1, dx's rows a multiple of eight, its height even), the
      * transposed convolution of dy, with t's output plane doubled (conv_texel.comp UP2) */
-    if (s->stride == 2 && s->ksize == 3 && s->pad == 1 && s->w % 8 == 0 && s->h % 2 == 0 &&
-        use_packed(ctx, v, workspace) && share_rows(ctx, DIRECT_TM))
+    if (s->stride == 2 && direct_3x3(s) && s->h % 2 == 0 && use_packed(ctx, v, workspace) &&
+        share_rows(ctx, DIRECT_TM))
         return conv_direct_run(q, ctx, &t, DIRECT_FLIP | DIRECT_UP2, w, dy, NULL, dx, workspace, beta);
     /* and the 1x1 kernel at stride 2 likewise (dx's height even), w read as it is */
     if (conv_k1(s) && s->h % 2 == 0 && use_packed(ctx, v, workspace) && share_rows(ctx, DIRECT_TM)) {
@@ -468,18 +473,13 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
                                        gemm_variant v)
 {
     if (use_packed(ctx, v, workspace)) {
-        if (conv_k1(s) && share_rows(ctx, filter_tm(ctx, s))) {
-            SNLVK_TRY(conv_check(s));
-            conv_push p = push_of(s, 0, beta);
-            return conv_dispatch_push(q, ctx, s, 2, vk_bind(dy), vk_bind(x), NULL, dw, &p, GEMM_TEXEL, 1,
-                                      DIRECT_ON | DIRECT_K1);
-        }
-        if (conv_direct_filter(ctx, s)) {
-            SNLVK_TRY(conv_check(s));
-            conv_push p = push_of(s, 0, beta);
-            return conv_dispatch_push(q, ctx, s, 2, vk_bind(dy), vk_bind(x), NULL, dw, &p, GEMM_TEXEL, 1, DIRECT_ON);
-        }
-        return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
+        const int direct = conv_k1(s) && share_rows(ctx, filter_tm(ctx, s)) ? DIRECT_ON | DIRECT_K1
+                         : conv_direct_filter(ctx, s)                        ? DIRECT_ON
+                                                                             : DIRECT_NONE;
+        if (direct == DIRECT_NONE) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
+        SNLVK_TRY(conv_check(s));
+        conv_push p = push_of(s, 0, beta);
+        return conv_dispatch_push(q, ctx, s, 2, vk_bind(dy), vk_bind(x), NULL, dw, &p, GEMM_TEXEL, 1, direct);
     }
     return conv_dispatch(q, ctx, s, 2, dy, x, NULL, dw, beta, v);
 }

@@ -37,7 +37,8 @@ typedef struct vk_buf {
  * texelFetch from a samplerBuffer. 'i', 'I': the same views as storage texel buffers,
  * read with imageLoad from a readonly imageBuffer declared r32f or rgba32f: lavapipe
  * compiles a texelFetch into a call to a generated function and an imageLoad inline, so
- * the kernels whose loops fetch (conv_texel) read through these (docs/lavapipe.md). */
+ * the kernels whose loops fetch (the convolutions, batch norm, the masked ReLU, the
+ * optimisers) read through these (docs/lavapipe.md). */
 enum { VK_BIND_STORAGE = 's', VK_BIND_TEXEL = 't', VK_BIND_TEXEL4 = 'T', VK_BIND_IMAGE = 'i', VK_BIND_IMAGE4 = 'I' };
 /* The descriptor type of a binding kind. */
 VkDescriptorType vk_bind_type(char kind);
