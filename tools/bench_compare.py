@@ -9,6 +9,13 @@ the best-run ratio compares the two at their least disturbed. Ops that only one 
 are listed at the end.
 
     /usr/bin/python3 tools/bench_compare.py [--snlvk build/snlvk] [--model resnet18] [--batch 32]
+
+With --step it compares whole training steps instead (`snlvk bench --step --json` against
+tools/bench_torch_step.py): the pretrain, mask-phase and fine-tune steps with the same
+model, batch, optimisers and loss terms, by the clock, and snlvk's kernel time per op
+family beside them:
+
+    /usr/bin/python3 tools/bench_compare.py --step --model resnet8-mini --batch 128
 """
 import argparse
 import json
@@ -28,7 +35,12 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--filter", default=None)
     ap.add_argument("--json", help="also write the combined results here")
+    ap.add_argument("--step", action="store_true", help="whole training steps of the three stages")
+    ap.add_argument("--stage", action="append", choices=["pretrain", "mask", "finetune"],
+                    help="with --step: repeatable; default all three")
     a = ap.parse_args()
+    if a.step:
+        return compare_steps(a)
     filt = ["--filter", a.filter] if a.filter else []
     ours = json.loads(subprocess.run([a.snlvk, "bench", "--ops", "--json", "--model", a.model, "--batch",
                                       str(a.batch), "--reps", str(a.reps)] + filt,
@@ -60,6 +72,40 @@ def main():
     if only_torch or only_ours:
         print(f"unpaired: {only_ours} snlvk row(s) without a torch timing, {len(only_torch)} torch row(s) without "
               f"an snlvk timing" + "".join(f"\n  torch only: {op} {shape}" for op, shape in only_torch))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"snlvk": ours, "torch": theirs, "rows": rows}, f, indent=1)
+
+
+FAMILIES = ["conv", "batchnorm", "masked_relu", "add", "pool", "linear", "loss", "optimizer", "other"]
+
+
+def compare_steps(a):
+    stages = sum((["--stage", s] for s in a.stage or []), [])
+    ours = json.loads(subprocess.run([a.snlvk, "bench", "--step", "--json", "--model", a.model, "--batch", str(a.batch),
+                                      "--reps", str(a.reps)] + stages, check=True, capture_output=True,
+                                     text=True).stdout)
+    theirs = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "bench_torch_step.py"), "--model", a.model,
+                                        "--batch", str(a.batch), "--reps", str(a.reps), "--threads", str(a.threads)]
+                                       + stages, check=True, capture_output=True, text=True).stdout)
+    ref = {r["stage"]: r for r in theirs["steps"]}
+    print(f"snlvk on {ours['device']}  vs  {theirs['device']}; {a.model}, batch {a.batch}, medians of {a.reps}; "
+          f"ratio = PyTorch ms / snlvk ms (above 1: snlvk is faster)")
+    print(f"{'stage':9s} {'snlvk ms':>9s} {'torch ms':>9s} {'ratio':>6s} {'best ms':>8s} {'torch':>8s} {'ratio':>6s}   "
+          + " ".join(f"{f[:8]:>8s}" for f in FAMILIES))
+    rows = []
+    for r in ours["steps"]:
+        t = ref[r["stage"]]
+        ratio, best = t["median_ms"] / r["median_ms"], t["min_ms"] / r["min_ms"]
+        fam = r["families"]
+        # the kernels' share of the step, scaled to the clock's median
+        scale = r["median_ms"] / r["gpu_median_ms"] if r["gpu_median_ms"] else 0
+        print(f"{r['stage']:9s} {r['median_ms']:9.1f} {t['median_ms']:9.1f} {ratio:6.2f} {r['min_ms']:8.1f} "
+              f"{t['min_ms']:8.1f} {best:6.2f}   " + " ".join(f"{fam.get(f, 0) * scale:8.1f}" for f in FAMILIES))
+        rows.append({"stage": r["stage"], "snlvk_ms": r["median_ms"], "torch_ms": t["median_ms"], "ratio": ratio,
+                     "snlvk_min_ms": r["min_ms"], "torch_min_ms": t["min_ms"], "ratio_best": best,
+                     "families_ms": fam})
+    print("(op-family columns: snlvk's kernel time in ms, scaled to the step's clock median)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"snlvk": ours, "torch": theirs, "rows": rows}, f, indent=1)

@@ -97,22 +97,32 @@ typedef void (*snlvk_op_bench_fn)(void *user, const snlvk_op_bench *result);
 snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, int reps, const char *filter,
                              snlvk_op_bench_fn cb, void *user);
 
-/* Whole training step of a model (forward, loss, backward, optimiser) on random data:
- * median step time, and the kernels' share of the last step (reported through `cb`). */
+/* Whole training step of a model (forward, loss, backward, optimiser) on random data, as
+ * one stage of the pipeline runs it:
+ *   "pretrain"  SGD on CE, masks frozen
+ *   "mask"      Adam on weights and masks, CE + KD (the teacher's forward in the step) + Lasso
+ *   "finetune"  SGD on CE + KD (the teacher's forward in the step), masks frozen
+ * median and best step time by the host's clock (submit to fence) and by the GPU
+ * timestamps summed over the step's kernels; the kernels of one step are reported
+ * through `cb`, each with its op family ("conv", "batchnorm", ...). */
 typedef struct snlvk_step_bench {
     const char *model;
+    const char *stage;
     int batch;
-    double median_ms, images_per_s;
+    double median_ms, min_ms;             /* wall clock per step */
+    double gpu_median_ms, gpu_min_ms;     /* the kernels' timestamps summed */
+    double images_per_s;                  /* at the wall-clock median */
     double forward_gflop;   /* per step, forward convolutions and linear layers */
     int dispatches;
 } snlvk_step_bench;
 typedef struct snlvk_kernel_time {
     const char *kernel;
+    const char *family;     /* "conv", "batchnorm", "masked_relu", "add", "pool", "linear", "loss", "optimizer", "other" */
     int calls;
     double ms;              /* summed over the step */
 } snlvk_kernel_time;
 typedef void (*snlvk_kernel_time_fn)(void *user, const snlvk_kernel_time *k);
-snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, int batch, int reps, int adam,
+snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char *stage, int batch, int reps,
                               snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out);
 
 /* ---- training ---- */

@@ -200,16 +200,61 @@ static void print_op_result(void *user, const snlvk_op_bench *r)
     fflush(stdout);
 }
 
-static void print_kernel_time(void *user, const snlvk_kernel_time *k)
+/* The kernels of one step, gathered per op family and printed once the step is timed. */
+typedef struct step_printer {
+    int json;
+    snlvk_kernel_time k[256];
+    int n;
+} step_printer;
+
+static void collect_kernel_time(void *user, const snlvk_kernel_time *k)
 {
-    const snlvk_step_bench *b = user;
-    printf("  %-26s %5d calls %10.3f ms %6.1f%%\n", k->kernel, k->calls, k->ms, 100.0 * k->ms / b->median_ms);
+    step_printer *sp = user;
+    if (sp->n < (int)(sizeof sp->k / sizeof *sp->k)) sp->k[sp->n++] = *k;
+}
+
+static void print_step(const step_printer *sp, const snlvk_step_bench *b, int first, int reps)
+{
+    const char *fams[16];
+    double fms[16] = {0};
+    int nf = 0, fcalls[16] = {0};
+    double total = 0;
+    for (int i = 0; i < sp->n; i++) {
+        int f = 0;
+        while (f < nf && strcmp(fams[f], sp->k[i].family) != 0) f++;
+        if (f == nf && nf < 16) fams[nf++] = sp->k[i].family;
+        if (f < nf) fms[f] += sp->k[i].ms, fcalls[f] += sp->k[i].calls;
+        total += sp->k[i].ms;
+    }
+    if (sp->json) {
+        printf("%s\n    {\"stage\": \"%s\", \"median_ms\": %.3f, \"min_ms\": %.3f, \"gpu_median_ms\": %.3f, "
+               "\"gpu_min_ms\": %.3f, \"images_per_s\": %.1f, \"dispatches\": %d, \"reps\": %d, \"families\": {",
+               first ? "" : ",", b->stage, b->median_ms, b->min_ms, b->gpu_median_ms, b->gpu_min_ms, b->images_per_s,
+               b->dispatches, reps);
+        for (int f = 0; f < nf; f++) printf("%s\"%s\": %.3f", f ? ", " : "", fams[f], fms[f]);
+        printf("}, \"kernels\": [");
+        for (int i = 0; i < sp->n; i++)
+            printf("%s{\"kernel\": \"%s\", \"family\": \"%s\", \"calls\": %d, \"ms\": %.3f}", i ? ", " : "",
+                   sp->k[i].kernel, sp->k[i].family, sp->k[i].calls, sp->k[i].ms);
+        printf("]}");
+        return;
+    }
+    printf("%s step of %s, batch %d: %.2f ms (best %.2f) by the clock, %.1f images/s; kernels %.2f ms (best %.2f) by "
+           "GPU timestamps, %d dispatches (medians of %d)\n", b->stage, b->model, b->batch, b->median_ms, b->min_ms,
+           b->images_per_s, b->gpu_median_ms, b->gpu_min_ms, b->dispatches, reps);
+    for (int f = 0; f < nf; f++) {
+        printf("  %-12s %5d calls %10.3f ms %6.1f%%\n", fams[f], fcalls[f], fms[f], total > 0 ? 100.0 * fms[f] / total : 0);
+        for (int i = 0; i < sp->n; i++)
+            if (strcmp(sp->k[i].family, fams[f]) == 0)
+                printf("    %-24s %5d calls %10.3f ms\n", sp->k[i].kernel, sp->k[i].calls, sp->k[i].ms);
+    }
 }
 
 static int cmd_bench(int argc, char **argv)
 {
     common_opts o = {-1, 0};
-    int gemm = 0, ops = 0, step = 0, adam = 0, reps = 10, batch = 32;
+    int gemm = 0, ops = 0, step = 0, reps = 10, batch = 32, n_stages = 0;
+    const char *stages[3];
     const char *variant = "auto", *model = "resnet18", *filter = NULL;
     double peak = 0;
     for (int i = 1; i < argc; i++) {
@@ -220,7 +265,12 @@ static int cmd_bench(int argc, char **argv)
         if (strcmp(a, "--gemm") == 0) gemm = 1;
         else if (strcmp(a, "--ops") == 0) ops = 1;
         else if (strcmp(a, "--step") == 0) step = 1;
-        else if (strcmp(a, "--adam") == 0) adam = 1;
+        else if (strcmp(a, "--stage") == 0 && val) {
+            const char *st = argv[++i];
+            if (strcmp(st, "pretrain") && strcmp(st, "mask") && strcmp(st, "finetune"))
+                return usage_error("bench", "--stage expects pretrain, mask or finetune, got '%s'", st);
+            if (n_stages < 3) stages[n_stages++] = st;
+        }
         else if (strcmp(a, "--reps") == 0) {
             if (!parse_int(a, val, 1, 10000, &reps)) return EXIT_USAGE;
             i++;
@@ -288,19 +338,26 @@ static int cmd_bench(int argc, char **argv)
         if (o.json && s == SNLVK_OK) printf("\n  ]");
     }
     if (step && s == SNLVK_OK) {
-        snlvk_step_bench b;
-        /* the kernel table is printed after the median is known */
-        s = snlvk_bench_step(ctx, model, batch, reps, adam, NULL, NULL, &b);
-        if (s == SNLVK_OK && o.json)
-            printf(", \"step\": {\"model\": \"%s\", \"batch\": %d, \"optimizer\": \"%s\", \"median_ms\": %.3f, "
-                   "\"images_per_s\": %.1f, \"dispatches\": %d}",
-                   model, batch, adam ? "adam" : "sgd", b.median_ms, b.images_per_s, b.dispatches);
-        else if (s == SNLVK_OK) {
-            printf("%straining step of %s, batch %d, %s (median of %d, GPU timestamps): %.2f ms, %.1f images/s, "
-                   "%d dispatches\n", gemm || ops ? "\n" : "", model, batch, adam ? "Adam, masks trained" : "SGD",
-                   reps, b.median_ms, b.images_per_s, b.dispatches);
-            s = snlvk_bench_step(ctx, model, batch, 1, adam, print_kernel_time, &b, &(snlvk_step_bench){0});
+        static const char *all[] = {"pretrain", "mask", "finetune"};
+        if (!n_stages) {
+            for (int i = 0; i < 3; i++) stages[i] = all[i];
+            n_stages = 3;
         }
+        if (o.json) printf(", \"steps\": [");
+        for (int i = 0; i < n_stages && s == SNLVK_OK; i++) {
+            static step_printer printer;
+            step_printer *sp = &printer;
+            memset(sp, 0, sizeof *sp);
+            sp->json = o.json;
+            snlvk_step_bench b;
+            s = snlvk_bench_step(ctx, model, stages[i], batch, reps, collect_kernel_time, sp, &b);
+            if (s == SNLVK_OK) {
+                if (!o.json && (i || gemm || ops)) printf("\n");
+                print_step(sp, &b, i == 0, reps);
+                fflush(stdout);
+            }
+        }
+        if (o.json && s == SNLVK_OK) printf("\n  ]");
     }
     if (o.json && s == SNLVK_OK) printf("}\n");
     snlvk_context_destroy(ctx);
@@ -535,7 +592,7 @@ static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
     {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
-    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--filter OP]] [--step [--adam]] [--model resnet18|resnet8-mini] [--batch N] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
+    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--filter OP]] [--step [--stage pretrain|mask|finetune]...] [--model resnet18|resnet8-mini] [--batch N] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
      cmd_bench},
     {"train", "pretrain a model, and learn which ReLUs to keep for a budget (SNL)",
      "snlvk train [--model resnet8-mini|resnet18|resnet34|wrn22-8] [--dataset fashion-mnist|mnist|cifar10|cifar100|imagefolder|tiny-imagenet]\n"
