@@ -41,6 +41,24 @@ else
 fi
 expect bench-usage 2 "pass --gemm, --ops or --step" -- "$SNLVK" bench
 expect bench-gemm 0 "512x512x512" -- "$SNLVK" bench --gemm --reps 2
+expect bench-stage-usage 2 "--stage expects pretrain, mask or finetune" -- "$SNLVK" bench --step --stage warmup
+expect bench-step 0 "mask step of resnet8-mini, batch 4" -- "$SNLVK" bench --step --stage mask --model resnet8-mini \
+    --batch 4 --reps 1
+"$SNLVK" bench --step --model resnet8-mini --batch 4 --reps 1 --json >"$tmp/step.json" 2>/dev/null
+if python3 -c "
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [s['stage'] for s in d['steps']] == ['pretrain', 'mask', 'finetune']
+for s in d['steps']:
+    assert s['median_ms'] > 0 and s['gpu_median_ms'] > 0 and s['families']['conv'] > 0
+    assert abs(sum(k['ms'] for k in s['kernels']) - sum(s['families'].values())) < 0.05
+assert sum(k['calls'] for k in d['steps'][1]['kernels'] if k['kernel'] == 'adam') > 0
+assert not any(k['kernel'] == 'adam' for k in d['steps'][0]['kernels'])
+" "$tmp/step.json"; then
+    pass=$((pass + 1)); echo "ok   bench-step-json"
+else
+    fail=$((fail + 1)); echo "FAIL bench-step-json"; cat "$tmp/step.json"
+fi
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
