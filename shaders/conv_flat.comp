@@ -32,6 +32,12 @@ layout(constant_id = 3) const uint MODE = 0;
 layout(constant_id = 4) const bool ACC = false;   // beta != 0: out = result + beta * out
 layout(constant_id = 5) const bool OUT4 = false;  // forward: output planes whole vec4s
 layout(constant_id = 6) const bool SPLIT = false; // backward filter: partial sums per slice
+// S2 (specialisation constant 7): stride 2 where the input rows are whole vec4s but the
+// output rows are not (28x28 -> 14x14; FLAT_B4, W = 2Q with Q even): a run is two pairs of
+// output positions, each pair (c, c + 1) of one row (c even) reading x at 2c - 1 .. 2c + 3,
+// the last component of one texel and the whole next one (2c a multiple of four), on each
+// of its three rows: the taps are swizzles of them.
+layout(constant_id = 7) const bool S2 = false;
 
 #ifdef FLAT_B4
 const bool B4 = true;
@@ -53,6 +59,7 @@ layout(push_constant) uniform Params {
     uint N, C, HW, K; // x (N, C, H, W) with HW = H * W; K output channels
     uint has_bias, NS;
     float beta;
+    uint PQ, H; // the output plane (HW at stride 1) and x's height
 } p;
 
 // X[r][m] = x at j + (r - 1) W - 1 + m (m = 0 .. 5) of the plane starting at float `plane`
@@ -94,6 +101,27 @@ void taps(float X[3][6], vec4 cm0, vec4 cm2, out vec4 xs[9])
         }
 }
 
+// S2: the taps' inputs xs[3 r + s] for the run's two pairs, pair i at output row rp[i] and
+// column cp[i] (even), x's plane starting at texel plane4.
+void taps2(int plane4, uint rp[2], uint cp[2], out vec4 xs[9])
+{
+    vec4 lo[3][2], hi[3][2]; // kernel row r, pair i: the texels of 2c - 4 .. 2c - 1 and 2c .. 2c + 3
+    [[unroll]] for (uint i = 0; i < 2u; i++)
+        [[unroll]] for (uint r = 0; r < 3u; r++) {
+            const int h = int(2u * rp[i] + r) - 1, t = (h * int(W) + 2 * int(cp[i])) / 4;
+            const bool in_h = h >= 0 && h < int(p.H), last = t >= int(p.HW / 4u);
+            const vec4 a = imageLoad(B, plane4 + clamp(t - 1, 0, int(p.HW / 4u) - 1));
+            const vec4 b = imageLoad(B, plane4 + clamp(t, 0, int(p.HW / 4u) - 1));
+            lo[r][i] = in_h && cp[i] > 0u ? a : vec4(0.0); // (column 2c - 1 of the row above past its start)
+            hi[r][i] = in_h && !last ? b : vec4(0.0);
+        }
+    [[unroll]] for (uint r = 0; r < 3u; r++) {
+        xs[3u * r] = vec4(lo[r][0].w, hi[r][0].y, lo[r][1].w, hi[r][1].y);
+        xs[3u * r + 1u] = vec4(hi[r][0].xz, hi[r][1].xz);
+        xs[3u * r + 2u] = vec4(hi[r][0].yw, hi[r][1].yw);
+    }
+}
+
 // The column masks of the four positions from column col0 (< W).
 void masks(uint col0, out vec4 cm0, out vec4 cm2)
 {
@@ -118,21 +146,30 @@ void main()
         O[i / 4u][i % 4u] = v;
         return;
     }
-    const uint RUNS = (p.HW + 3u) / 4u;
+    const uint RUNS = (p.PQ + 3u) / 4u, Q = S2 ? W / 2u : W;
     if (MODE == 0u) {
         const uint NC = p.N * RUNS, run = min(gl_GlobalInvocationID.x, NC - 1u);
         const uint n = run / RUNS, j = run % RUNS * 4u, k0 = gl_GlobalInvocationID.y * TM;
         vec4 cm0, cm2;
         masks(j % W, cm0, cm2);
+        uint rp[2], cp[2]; // S2: each pair's output row and column
+        [[unroll]] for (uint i = 0; i < 2u; i++) {
+            rp[i] = (j + 2u * i) / Q;
+            cp[i] = (j + 2u * i) % Q;
+        }
         uint own[NA]; // the first texel of conv_taps4's rows this lane fetches
         [[unroll]] for (uint t = 0; t < NA; t++) own[t] = min(k0 + t * SG + lane, p.K - 1u) * p.C * 3u;
         float acc[TM * 4u];
         [[unroll]] for (uint i = 0; i < TM * 4u; i++) acc[i] = 0.0;
         for (uint c = 0; c < p.C; c++) {
-            float X[3][6];
-            rows(int((n * p.C + c) * p.HW), int(j), X);
             vec4 xs[9];
-            taps(X, cm0, cm2, xs);
+            if (S2) {
+                taps2(int((n * p.C + c) * (p.HW / 4u)), rp, cp, xs);
+            } else {
+                float X[3][6];
+                rows(int((n * p.C + c) * p.HW), int(j), X);
+                taps(X, cm0, cm2, xs);
+            }
             vec4 a3[3][NA];
             [[unroll]] for (uint r = 0; r < 3u; r++)
                 [[unroll]] for (uint t = 0; t < NA; t++) a3[r][t] = imageLoad(A, int(own[t] + c * 3u + r));
@@ -153,7 +190,7 @@ void main()
             const uint kk = k0 + k;
             if (kk >= p.K) break;
             const float bias = p.has_bias != 0u ? texelFetch(BIAS, int(kk)).x : 0.0;
-            const uint o = (n * p.K + kk) * p.HW + j;
+            const uint o = (n * p.K + kk) * p.PQ + j;
             if (OUT4) {
                 vec4 val = vec4(acc[4u * k], acc[4u * k + 1u], acc[4u * k + 2u], acc[4u * k + 3u]) + bias;
                 if (ACC) val += p.beta * O[o / 4u];
@@ -161,7 +198,7 @@ void main()
                 continue;
             }
             [[unroll]] for (uint x = 0; x < 4u; x++) {
-                if (j + x >= p.HW) break;
+                if (j + x >= p.PQ) break;
                 float val = acc[4u * k + x] + bias;
                 if (ACC) val += p.beta * O[(o + x) / 4u][(o + x) % 4u];
                 O[(o + x) / 4u][(o + x) % 4u] = val;
@@ -174,27 +211,33 @@ void main()
     const uint NS = SPLIT ? p.NS : 1u, gx = min(gl_GlobalInvocationID.x, p.C * NS - 1u);
     const uint ch = SPLIT ? gx % p.C : gx, slice = SPLIT ? gx / p.C : 0u, k0 = gl_GlobalInvocationID.y * TM;
     uint own[NA]; // dy[0, k, 0] of the rows this lane fetches (SPLIT: all TM, in order)
-    [[unroll]] for (uint t = 0; t < NA; t++) own[t] = min(k0 + (SPLIT ? t : t * SG + lane), p.K - 1u) * p.HW;
+    [[unroll]] for (uint t = 0; t < NA; t++) own[t] = min(k0 + (SPLIT ? t : t * SG + lane), p.K - 1u) * p.PQ;
     float acc[TM * 9u];
     [[unroll]] for (uint i = 0; i < TM * 9u; i++) acc[i] = 0.0;
-    uint n = slice, g = 0, col0 = 0;
+    uint n = slice, g = 0, col0 = 0, row0 = 0; // the run's first position's column and row
     const uint steps = (p.N - min(slice, p.N) + NS - 1u) / NS * RUNS;
     for (uint step = 0; step < steps; step++) {
         const uint j = 4u * g;
         vec4 cm0, cm2;
         masks(col0, cm0, cm2);
-        float X[3][6];
-        rows(int((n * p.C + ch) * p.HW), int(j), X);
         vec4 xs[9];
-        taps(X, cm0, cm2, xs);
+        if (S2) {
+            const bool wrap = col0 + 2u >= Q; // the second pair on the next row
+            uint rp[2] = {row0, wrap ? row0 + 1u : row0}, cp[2] = {col0, wrap ? col0 + 2u - Q : col0 + 2u};
+            taps2(int((n * p.C + ch) * (p.HW / 4u)), rp, cp, xs);
+        } else {
+            float X[3][6];
+            rows(int((n * p.C + ch) * p.HW), int(j), X);
+            taps(X, cm0, cm2, xs);
+        }
         vec4 d[NA]; // dy at the run, zero past the plane
         [[unroll]] for (uint t = 0; t < NA; t++) {
-            const uint at = n * p.K * p.HW + own[t] + j;
+            const uint at = n * p.K * p.PQ + own[t] + j;
             if (A4) {
                 d[t] = imageLoad(A, int(at / 4u));
             } else {
                 [[unroll]] for (uint x = 0; x < 4u; x++)
-                    d[t][x] = j + x < p.HW ? imageLoad(A, int(min(at + x, at - j + p.HW - 1u))).x : 0.0;
+                    d[t][x] = j + x < p.PQ ? imageLoad(A, int(min(at + x, at - j + p.PQ - 1u))).x : 0.0;
             }
         }
         [[unroll]] for (uint k = 0; k < TM; k++) {
@@ -202,10 +245,14 @@ void main()
             [[unroll]] for (uint c = 0; c < 9u; c++) acc[9u * k + c] = fma4(a, xs[c], acc[9u * k + c]);
         }
         col0 += 4u;
-        col0 = col0 >= W ? col0 - W : col0;
+        if (col0 >= Q) {
+            col0 -= Q;
+            row0++;
+        }
         if (++g == RUNS) {
             g = 0;
             col0 = 0;
+            row0 = 0;
             n += NS;
         }
     }

@@ -360,10 +360,17 @@ enum { FLAT_TM = 16 };
 
 static int conv_flat(const snlvk_context *ctx, const conv_shape *s)
 {
-    return s->ksize == 3 && s->pad == 1 && s->stride == 1 && s->w % 4 != 0 && share_rows(ctx, FLAT_TM);
+    if (s->ksize != 3 || s->pad != 1 || s->w < 3 || !share_rows(ctx, FLAT_TM)) return 0;
+    return s->stride == 1 ? s->w % 4 != 0 : s->stride == 2 && s->w % 4 == 0 && s->w % 8 != 0;
 }
 
-typedef struct flat_push { uint32_t n, c, hw, k, has_bias, ns; float beta; } flat_push;
+typedef struct flat_push { uint32_t n, c, hw, k, has_bias, ns; float beta; uint32_t pq, h; } flat_push;
+
+static flat_push flat_push_of(const conv_shape *s, int has_bias, float beta)
+{
+    flat_push fp = {s->n, s->c, s->h * s->w, s->k, has_bias != 0, 1, beta, conv_out_h(s) * conv_out_w(s), s->h};
+    return fp;
+}
 
 /* The forward of shape t from conv_taps4's weights (flip: backward data, t transposed). */
 static snlvk_status conv_flat_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *t, int flip, const vk_buf *w,
@@ -373,11 +380,12 @@ static snlvk_status conv_flat_forward(vk_seq *q, snlvk_context *ctx, const conv_
     SNLVK_TRY(conv_check(t));
     vk_binding taps;
     SNLVK_TRY(conv_taps(q, ctx, t, flip, w, ws, &taps));
-    const uint32_t hw = t->h * t->w, b4 = hw % 4 == 0, runs = (hw + 3) / 4;
-    flat_push fp = {t->n, t->c, hw, t->k, bias != NULL, 1, beta};
+    const flat_push fp = flat_push_of(t, bias != NULL, beta);
+    const uint32_t b4 = fp.hw % 4 == 0, runs = (fp.pq + 3) / 4;
     vk_pipeline_desc d = {.shader = b4 ? "conv_flat4" : "conv_flat", .bindings = b4 ? "IIts" : "Iits",
-                          .push_size = sizeof fp, .n_spec = 7,
-                          .spec = {FLAT_TM, ctx->info.subgroup_size, t->w, 0, beta != 0.0f, b4, 0},
+                          .push_size = sizeof fp, .n_spec = 8,
+                          .spec = {FLAT_TM, ctx->info.subgroup_size, t->w, 0, beta != 0.0f, fp.pq % 4 == 0, 0,
+                                   t->stride == 2},
                           .local_size = {TEXEL_LX, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
@@ -391,11 +399,11 @@ static snlvk_status conv_flat_filter(vk_seq *q, snlvk_context *ctx, const conv_s
                                      const vk_buf *x, const vk_buf *dw, const vk_buf *ws, float beta)
 {
     SNLVK_TRY(conv_check(s));
-    const uint32_t hw = s->h * s->w, b4 = hw % 4 == 0;
-    flat_push fp = {s->n, s->c, hw, s->k, 0, 1, beta};
+    const flat_push fp = flat_push_of(s, 0, beta);
+    const uint32_t b4 = fp.hw % 4 == 0;
     vk_pipeline_desc d = {.shader = b4 ? "conv_flat4" : "conv_flat1", .bindings = b4 ? "IIts" : "iits",
-                          .push_size = sizeof fp, .n_spec = 7,
-                          .spec = {FLAT_TM, ctx->info.subgroup_size, s->w, 2, beta != 0.0f, 0, 0},
+                          .push_size = sizeof fp, .n_spec = 8,
+                          .spec = {FLAT_TM, ctx->info.subgroup_size, s->w, 2, beta != 0.0f, 0, 0, s->stride == 2},
                           .local_size = {TEXEL_LX, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
@@ -542,7 +550,8 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
         const int direct = conv_k1(s) && share_rows(ctx, filter_tm(ctx, s)) ? DIRECT_ON | DIRECT_K1
                          : conv_direct_filter(ctx, s)                        ? DIRECT_ON
                                                                              : DIRECT_NONE;
-        if (direct == DIRECT_NONE && conv_flat(ctx, s)) return conv_flat_filter(q, ctx, s, dy, x, dw, workspace, beta);
+        if (direct == DIRECT_NONE && conv_flat(ctx, s) && (s->stride == 1 || conv_out_h(s) * conv_out_w(s) % 4 == 0))
+            return conv_flat_filter(q, ctx, s, dy, x, dw, workspace, beta);
         if (direct == DIRECT_NONE) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
         SNLVK_TRY(conv_check(s));
         conv_push p = push_of(s, 0, beta);
