@@ -241,7 +241,7 @@ void main()
             }
         }
         [[unroll]] for (uint k = 0; k < TM; k++) {
-            const vec4 a = SPLIT ? d[k] : subgroupShuffle(d[k / SG], k % SG);
+            const vec4 a = SPLIT ? d[min(k, NA - 1u)] : subgroupShuffle(d[k / SG], k % SG);
             [[unroll]] for (uint c = 0; c < 9u; c++) acc[9u * k + c] = fma4(a, xs[c], acc[9u * k + c]);
         }
         col0 += 4u;

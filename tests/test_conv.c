@@ -48,6 +48,9 @@ static const shape shapes[] = {
      * whole vec4s but not pairs of them, the output plane whole vec4s (the backward filter
      * too) or not, an odd height */
     {3, 5, 7, 7, 20, 3, 1, 1}, {2, 6, 14, 14, 17, 3, 1, 1}, {2, 3, 8, 20, 18, 3, 2, 1}, {3, 5, 9, 12, 17, 3, 2, 1},
+    /* one input channel (the stem): the backward filter's image slices, one per image, with
+     * an output-channel tail past 16, and with a plane that is not whole rows of vec4s */
+    {3, 1, 12, 12, 16, 3, 1, 1}, {5, 1, 6, 14, 20, 3, 1, 1},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

@@ -352,10 +352,16 @@ static snlvk_status conv_direct_run(vk_seq *q, snlvk_context *ctx, const conv_sh
 }
 
 /* ---- flattened planes (conv_flat.comp) ----
- * A 3x3 convolution at stride 1 and padding 1 whose rows are not whole vec4s (14x14, 7x7)
- * reads x and dy as they are, four consecutive positions of the flattened plane a run:
- * the forward and the stride-1 backward data (conv_taps4's weights), and the backward
- * filter; TM output channels an invocation, A's rows shared across the subgroup. */
+ * A 3x3 convolution at padding 1 whose rows are not whole vec4s (14x14, 7x7) reads x and
+ * dy as they are, four consecutive positions of the flattened plane a run: the forward
+ * and the stride-1 backward data (conv_taps4's weights), and the backward filter; TM
+ * output channels an invocation, A's rows shared across the subgroup. So do the stride-2
+ * forward and backward filter from input rows of whole vec4s but not pairs of them
+ * (28x28). resnet8-mini at batch 128, packed -> flat (median / best ms, interleaved,
+ * loaded machine): 7x7 forward 20.6 / 13.6 -> 11.6 / 10.6, backward data 27.2 / 16.5 ->
+ * 11.5 / 10.7, backward filter 23.9 / 20.4 -> 12.1 / 9.4; 14x14 10.9 / 9.7 -> 9.5 / 6.3,
+ * 11.5 / 10.4 -> 10.2 / 6.0, even; 28x28 at stride 2 forward 21.8 / 14.3 -> 10.8 / 6.8,
+ * backward filter 26.0 / 16.6 -> 9.9 / 6.1. */
 enum { FLAT_TM = 16 };
 
 static int conv_flat(const snlvk_context *ctx, const conv_shape *s)
@@ -394,20 +400,49 @@ static snlvk_status conv_flat_forward(vk_seq *q, snlvk_context *ctx, const conv_
                            vk_div_up(t->k, FLAT_TM), 1);
 }
 
+/* The backward filter's image slices for a layer of one input channel (the stem; the
+ * DIRECT kernel takes a channel an invocation, so this is one invocation's work there), or
+ * 0: every invocation takes one of NS = 64 slices of the images (one per image if fewer),
+ * and MODE 4 adds the slices' partial sums. resnet8-mini's stem at batch 128 (median /
+ * best ms, interleaved): DIRECT 7.3 / 6.3, slices 1.3 / 1.2. */
+enum { FLAT_SLICES = 64 };
+
+static uint32_t flat_slices(const conv_shape *s)
+{
+    if (s->ksize != 3 || s->pad != 1 || s->stride != 1 || s->w < 3 || s->h * s->w % 4 || s->c != 1) return 0;
+    return s->n < FLAT_SLICES ? s->n : FLAT_SLICES;
+}
+
 /* The backward filter on flattened planes (conv_flat.comp MODE 2). */
 static snlvk_status conv_flat_filter(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
                                      const vk_buf *x, const vk_buf *dw, const vk_buf *ws, float beta)
 {
     SNLVK_TRY(conv_check(s));
-    const flat_push fp = flat_push_of(s, 0, beta);
+    flat_push fp = flat_push_of(s, 0, beta);
     const uint32_t b4 = fp.hw % 4 == 0;
     vk_pipeline_desc d = {.shader = b4 ? "conv_flat4" : "conv_flat1", .bindings = b4 ? "IIts" : "iits",
                           .push_size = sizeof fp, .n_spec = 8,
                           .spec = {FLAT_TM, ctx->info.subgroup_size, s->w, 2, beta != 0.0f, 0, 0, s->stride == 2},
                           .local_size = {TEXEL_LX, 1, 1}};
     const vk_pipeline *pipe;
+    const uint32_t ns = flat_slices(s);
+    if (ns) {
+        /* the slices' partial sums to the workspace, then their sum to dw */
+        const uint64_t bytes = (uint64_t)ns * s->k * s->c * 9 * 4;
+        if (ws->size < bytes) return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
+        d.spec[4] = 0, d.spec[6] = 1;
+        fp.ns = ns;
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        const vk_binding part = {ws, 0, bytes};
+        vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(x), part};
+        SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up((uint64_t)s->c * ns, TEXEL_LX),
+                                  vk_div_up(s->k, FLAT_TM), 1));
+        d.spec[3] = 4, d.spec[4] = beta != 0.0f, d.spec[6] = 0;
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        vk_binding sum[4] = {vk_bind(dy), vk_bind(x), part, vk_bind(dw)};
+        return vk_seq_dispatch(q, pipe, sum, 4, &fp, vk_div_up((uint64_t)s->k * s->c * 9, TEXEL_LX), 1, 1);
+    }
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    (void)ws;
     vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(x), vk_bind(dw)};
     return vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up(s->c, TEXEL_LX), vk_div_up(s->k, FLAT_TM), 1);
 }
@@ -494,6 +529,8 @@ size_t conv_workspace_bytes(snlvk_context *ctx, const conv_shape *s, gemm_varian
 {
     if (gemm_pick_variant(ctx, v) != GEMM_TEXEL) return (size_t)s->k * s->c * s->ksize * s->ksize * 4;
     uint64_t most = (uint64_t)s->k * s->c * 3 * 16; /* conv_taps4's weights (DIRECT) */
+    const uint64_t part = (uint64_t)flat_slices(s) * s->k * s->c * 9 * 4; /* conv_flat's slices */
+    if (part > most) most = part;
     for (int mode = 0; mode <= 3; mode++) {
         if (mode == 1) continue;
         uint64_t a, b;
@@ -550,7 +587,8 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
         const int direct = conv_k1(s) && share_rows(ctx, filter_tm(ctx, s)) ? DIRECT_ON | DIRECT_K1
                          : conv_direct_filter(ctx, s)                        ? DIRECT_ON
                                                                              : DIRECT_NONE;
-        if (direct == DIRECT_NONE && conv_flat(ctx, s) && (s->stride == 1 || conv_out_h(s) * conv_out_w(s) % 4 == 0))
+        if ((direct == DIRECT_NONE && conv_flat(ctx, s) && (s->stride == 1 || conv_out_h(s) * conv_out_w(s) % 4 == 0)) ||
+            (flat_slices(s) && share_rows(ctx, FLAT_TM)))
             return conv_flat_filter(q, ctx, s, dy, x, dw, workspace, beta);
         if (direct == DIRECT_NONE) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
         SNLVK_TRY(conv_check(s));
