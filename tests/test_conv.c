@@ -42,6 +42,15 @@ static const shape shapes[] = {
      * height, runs of eight and of four, output-channel and channel tails, and too few
      * output channels for the backward filter's form */
     {2, 12, 9, 16, 17, 1, 2, 0}, {1, 4, 6, 8, 16, 1, 2, 0}, {1, 4, 6, 8, 5, 1, 2, 0},
+    /* flattened planes (conv_flat, 3x3, padding 1): at stride 1 rows that are not whole
+     * vec4s, the plane whole vec4s (texels) or not (single floats; the 7x5 and 7x9 shapes
+     * above too), with output-channel tails past one block of 16; at stride 2 input rows of
+     * whole vec4s but not pairs of them, the output plane whole vec4s (the backward filter
+     * too) or not, an odd height */
+    {3, 5, 7, 7, 20, 3, 1, 1}, {2, 6, 14, 14, 17, 3, 1, 1}, {2, 3, 8, 20, 18, 3, 2, 1}, {3, 5, 9, 12, 17, 3, 2, 1},
+    /* one input channel (the stem): the backward filter's image slices, one per image, with
+     * an output-channel tail past 16, and with a plane that is not whole rows of vec4s */
+    {3, 1, 12, 12, 16, 3, 1, 1}, {5, 1, 6, 14, 20, 3, 1, 1},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

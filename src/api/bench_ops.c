@@ -476,6 +476,7 @@ snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, i
         const conv_shape convs[] = {
             {n, 1, 28, 28, 16, 3, 1, 1},  {n, 16, 28, 28, 16, 3, 1, 1}, {n, 16, 28, 28, 32, 3, 2, 1},
             {n, 32, 14, 14, 32, 3, 1, 1}, {n, 32, 14, 14, 64, 3, 2, 1}, {n, 64, 7, 7, 64, 3, 1, 1},
+            {n, 16, 28, 28, 32, 1, 2, 0}, {n, 32, 14, 14, 64, 1, 2, 0},
         };
         static const act_shape acts[] = {{16, 28, 28}, {32, 14, 14}, {64, 7, 7}};
         /* 77,754 parameters; ReLUs: 3 + 2 + 2 masked ReLUs per stage = 56,448 */

@@ -305,6 +305,25 @@ static conv_push push_of(const conv_shape *s, uint32_t has_bias, float beta)
     return p;
 }
 
+/* conv_taps4: the weights of shape t (flip: the backward data's, t transposed) as a vec4
+ * of three taps a kernel row, at the start of the workspace. */
+static snlvk_status conv_taps(vk_seq *q, snlvk_context *ctx, const conv_shape *t, int flip, const vk_buf *w,
+                              const vk_buf *ws, vk_binding *taps)
+{
+    const uint64_t bytes = (uint64_t)t->k * t->c * 3 * 16;
+    if (ws->size < bytes) return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
+    struct { uint32_t m, c; } tp = {t->k, t->c};
+    vk_pipeline_desc d = {.shader = "conv_taps4", .bindings = "is", .push_size = sizeof tp, .n_spec = 1,
+                          .spec = {flip != 0}, .local_size = {64, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding tb[2] = {vk_bind(w), {ws, 0, bytes}};
+    const uint64_t groups = vk_div_up(bytes / 16, 64);
+    SNLVK_TRY(vk_seq_dispatch(q, pipe, tb, 2, &tp, (uint32_t)(groups > 4096 ? 4096 : groups), 1, 1));
+    *taps = (vk_binding){ws, 0, bytes};
+    return SNLVK_OK;
+}
+
 /* Where the forward DIRECT reads w as it is (RAW): at most this many output positions
  * (N * P * Q). RAW fetches each weight as a float (nine gathers a channel against three
  * vec4s of conv_taps4's), which slows the kernel by 8-10%; conv_taps4 costs a store per
@@ -327,18 +346,105 @@ static snlvk_status conv_direct_run(vk_seq *q, snlvk_context *ctx, const conv_sh
     if ((uint64_t)t->n * p.p * p.q <= DIRECT_RAW_COLUMNS)
         return conv_dispatch_push(q, ctx, t, 0, vk_bind(w), vk_bind(x), bias, y, &p, GEMM_TEXEL, 1,
                                   DIRECT_ON | DIRECT_RAW | how);
-    const uint64_t bytes = (uint64_t)t->k * t->c * 3 * 16;
-    if (ws->size < bytes) return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
-    struct { uint32_t m, c; } tp = {t->k, t->c};
-    vk_pipeline_desc d = {.shader = "conv_taps4", .bindings = "is", .push_size = sizeof tp, .n_spec = 1,
-                          .spec = {(how & DIRECT_FLIP) != 0}, .local_size = {64, 1, 1}};
+    vk_binding taps;
+    SNLVK_TRY(conv_taps(q, ctx, t, (how & DIRECT_FLIP) != 0, w, ws, &taps));
+    return conv_dispatch_push(q, ctx, t, 0, taps, vk_bind(x), bias, y, &p, GEMM_TEXEL, 1, DIRECT_ON | how);
+}
+
+/* ---- flattened planes (conv_flat.comp) ----
+ * A 3x3 convolution at padding 1 whose rows are not whole vec4s (14x14, 7x7) reads x and
+ * dy as they are, four consecutive positions of the flattened plane a run: the forward
+ * and the stride-1 backward data (conv_taps4's weights), and the backward filter; TM
+ * output channels an invocation, A's rows shared across the subgroup. So do the stride-2
+ * forward and backward filter from input rows of whole vec4s but not pairs of them
+ * (28x28). resnet8-mini at batch 128, packed -> flat (median / best ms, interleaved,
+ * loaded machine): 7x7 forward 20.6 / 13.6 -> 11.6 / 10.6, backward data 27.2 / 16.5 ->
+ * 11.5 / 10.7, backward filter 23.9 / 20.4 -> 12.1 / 9.4; 14x14 10.9 / 9.7 -> 9.5 / 6.3,
+ * 11.5 / 10.4 -> 10.2 / 6.0, even; 28x28 at stride 2 forward 21.8 / 14.3 -> 10.8 / 6.8,
+ * backward filter 26.0 / 16.6 -> 9.9 / 6.1. */
+enum { FLAT_TM = 16 };
+
+static int conv_flat(const snlvk_context *ctx, const conv_shape *s)
+{
+    if (s->ksize != 3 || s->pad != 1 || s->w < 3 || !share_rows(ctx, FLAT_TM)) return 0;
+    return s->stride == 1 ? s->w % 4 != 0 : s->stride == 2 && s->w % 4 == 0 && s->w % 8 != 0;
+}
+
+typedef struct flat_push { uint32_t n, c, hw, k, has_bias, ns; float beta; uint32_t pq, h; } flat_push;
+
+static flat_push flat_push_of(const conv_shape *s, int has_bias, float beta)
+{
+    flat_push fp = {s->n, s->c, s->h * s->w, s->k, has_bias != 0, 1, beta, conv_out_h(s) * conv_out_w(s), s->h};
+    return fp;
+}
+
+/* The forward of shape t from conv_taps4's weights (flip: backward data, t transposed). */
+static snlvk_status conv_flat_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *t, int flip, const vk_buf *w,
+                                      const vk_buf *x, const vk_buf *bias, const vk_buf *y, const vk_buf *ws,
+                                      float beta)
+{
+    SNLVK_TRY(conv_check(t));
+    vk_binding taps;
+    SNLVK_TRY(conv_taps(q, ctx, t, flip, w, ws, &taps));
+    const flat_push fp = flat_push_of(t, bias != NULL, beta);
+    const uint32_t b4 = fp.hw % 4 == 0, runs = (fp.pq + 3) / 4;
+    vk_pipeline_desc d = {.shader = b4 ? "conv_flat4" : "conv_flat", .bindings = b4 ? "IIts" : "Iits",
+                          .push_size = sizeof fp, .n_spec = 8,
+                          .spec = {FLAT_TM, ctx->info.subgroup_size, t->w, 0, beta != 0.0f, fp.pq % 4 == 0, 0,
+                                   t->stride == 2},
+                          .local_size = {TEXEL_LX, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    vk_binding tb[2] = {vk_bind(w), {ws, 0, bytes}};
-    const uint64_t groups = vk_div_up(bytes / 16, 64);
-    SNLVK_TRY(vk_seq_dispatch(q, pipe, tb, 2, &tp, (uint32_t)(groups > 4096 ? 4096 : groups), 1, 1));
-    return conv_dispatch_push(q, ctx, t, 0, (vk_binding){ws, 0, bytes}, vk_bind(x), bias, y, &p, GEMM_TEXEL, 1,
-                              DIRECT_ON | how);
+    vk_binding binds[4] = {taps, vk_bind(x), vk_bind(bias ? bias : w), vk_bind(y)};
+    return vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up((uint64_t)t->n * runs, TEXEL_LX),
+                           vk_div_up(t->k, FLAT_TM), 1);
+}
+
+/* The backward filter's image slices for a layer of one input channel (the stem; the
+ * DIRECT kernel takes a channel an invocation, so this is one invocation's work there), or
+ * 0: every invocation takes one of NS = 64 slices of the images (one per image if fewer),
+ * and MODE 4 adds the slices' partial sums. resnet8-mini's stem at batch 128 (median /
+ * best ms, interleaved): DIRECT 7.3 / 6.3, slices 1.3 / 1.2. */
+enum { FLAT_SLICES = 64 };
+
+static uint32_t flat_slices(const conv_shape *s)
+{
+    if (s->ksize != 3 || s->pad != 1 || s->stride != 1 || s->w < 3 || s->h * s->w % 4 || s->c != 1) return 0;
+    return s->n < FLAT_SLICES ? s->n : FLAT_SLICES;
+}
+
+/* The backward filter on flattened planes (conv_flat.comp MODE 2). */
+static snlvk_status conv_flat_filter(vk_seq *q, snlvk_context *ctx, const conv_shape *s, const vk_buf *dy,
+                                     const vk_buf *x, const vk_buf *dw, const vk_buf *ws, float beta)
+{
+    SNLVK_TRY(conv_check(s));
+    flat_push fp = flat_push_of(s, 0, beta);
+    const uint32_t b4 = fp.hw % 4 == 0;
+    vk_pipeline_desc d = {.shader = b4 ? "conv_flat4" : "conv_flat1", .bindings = b4 ? "IIts" : "iits",
+                          .push_size = sizeof fp, .n_spec = 8,
+                          .spec = {FLAT_TM, ctx->info.subgroup_size, s->w, 2, beta != 0.0f, 0, 0, s->stride == 2},
+                          .local_size = {TEXEL_LX, 1, 1}};
+    const vk_pipeline *pipe;
+    const uint32_t ns = flat_slices(s);
+    if (ns) {
+        /* the slices' partial sums to the workspace, then their sum to dw */
+        const uint64_t bytes = (uint64_t)ns * s->k * s->c * 9 * 4;
+        if (ws->size < bytes) return snlvk_fail(SNLVK_E_INVALID, "internal: conv workspace too small");
+        d.spec[4] = 0, d.spec[6] = 1;
+        fp.ns = ns;
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        const vk_binding part = {ws, 0, bytes};
+        vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(x), part};
+        SNLVK_TRY(vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up((uint64_t)s->c * ns, TEXEL_LX),
+                                  vk_div_up(s->k, FLAT_TM), 1));
+        d.spec[3] = 4, d.spec[4] = beta != 0.0f, d.spec[6] = 0;
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        vk_binding sum[4] = {vk_bind(dy), vk_bind(x), part, vk_bind(dw)};
+        return vk_seq_dispatch(q, pipe, sum, 4, &fp, vk_div_up((uint64_t)s->k * s->c * 9, TEXEL_LX), 1, 1);
+    }
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[4] = {vk_bind(dy), vk_bind(x), vk_bind(x), vk_bind(dw)};
+    return vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up(s->c, TEXEL_LX), vk_div_up(s->k, FLAT_TM), 1);
 }
 
 static snlvk_status conv_dispatch(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode, const vk_buf *a,
@@ -413,6 +519,7 @@ snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *
     if (use_packed(ctx, v, workspace)) {
         if (conv_direct_forward(ctx, s))
             return conv_direct_run(q, ctx, s, DIRECT_NONE, w, x, bias, y, workspace, 0.0f);
+        if (conv_flat(ctx, s)) return conv_flat_forward(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
         return conv_packed(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
     }
     return conv_dispatch(q, ctx, s, 0, w, x, bias, y, 0.0f, v);
@@ -422,6 +529,8 @@ size_t conv_workspace_bytes(snlvk_context *ctx, const conv_shape *s, gemm_varian
 {
     if (gemm_pick_variant(ctx, v) != GEMM_TEXEL) return (size_t)s->k * s->c * s->ksize * s->ksize * 4;
     uint64_t most = (uint64_t)s->k * s->c * 3 * 16; /* conv_taps4's weights (DIRECT) */
+    const uint64_t part = (uint64_t)flat_slices(s) * s->k * s->c * 9 * 4; /* conv_flat's slices */
+    if (part > most) most = part;
     for (int mode = 0; mode <= 3; mode++) {
         if (mode == 1) continue;
         uint64_t a, b;
@@ -441,6 +550,8 @@ snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_s
     const conv_shape t = {s->n, s->k, conv_out_h(s), conv_out_w(s), s->c, s->ksize, 1, s->ksize - 1 - s->pad};
     if (s->stride == 1 && use_packed(ctx, v, workspace) && conv_direct_forward(ctx, &t))
         return conv_direct_run(q, ctx, &t, DIRECT_FLIP, w, dy, NULL, dx, workspace, beta);
+    if (s->stride == 1 && use_packed(ctx, v, workspace) && conv_flat(ctx, &t))
+        return conv_flat_forward(q, ctx, &t, 1, w, dy, NULL, dx, workspace, beta);
     /* at stride 2 (3x3, padding 1, dx's rows a multiple of eight, its height even), the
      * transposed convolution of dy, with t's output plane doubled (conv_texel.comp UP2) */
     if (s->stride == 2 && direct_3x3(s) && s->h % 2 == 0 && use_packed(ctx, v, workspace) &&
@@ -476,6 +587,9 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
         const int direct = conv_k1(s) && share_rows(ctx, filter_tm(ctx, s)) ? DIRECT_ON | DIRECT_K1
                          : conv_direct_filter(ctx, s)                        ? DIRECT_ON
                                                                              : DIRECT_NONE;
+        if ((direct == DIRECT_NONE && conv_flat(ctx, s) && (s->stride == 1 || conv_out_h(s) * conv_out_w(s) % 4 == 0)) ||
+            (flat_slices(s) && share_rows(ctx, FLAT_TM)))
+            return conv_flat_filter(q, ctx, s, dy, x, dw, workspace, beta);
         if (direct == DIRECT_NONE) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
         SNLVK_TRY(conv_check(s));
         conv_push p = push_of(s, 0, beta);
