@@ -99,8 +99,8 @@ snlvk_status run_next_batch(run *r, nn_trainer *t, snlvk_loader *l, int *count)
 {
     float *in = nn_trainer_input_ptr(t);
     int32_t *lab = nn_trainer_labels_ptr(t);
-    if (in && lab) return snlvk_loader_next(l, in, lab, count);
-    SNLVK_TRY(snlvk_loader_next(l, r->host_images, r->host_labels, count));
+    if (in && lab) return snlvk_loader_next(l, in, lab, NULL, count);
+    SNLVK_TRY(snlvk_loader_next(l, r->host_images, r->host_labels, NULL, count));
     if (*count > 0) SNLVK_TRY(nn_trainer_upload(t, r->host_images, r->host_labels, (uint32_t)*count));
     return SNLVK_OK;
 }
