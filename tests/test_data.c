@@ -775,14 +775,17 @@ static int matches_aug(const snlvk_dataset *d, const float *out, int idx, int oy
     return 1;
 }
 
-/* One epoch of a loader, every batch appended to img (per = floats per example) and lab;
- * returns the examples seen, -1 on an error. */
-static int run_epoch(snlvk_loader *l, int epoch, long per, float *img, int32_t *lab, int *counts, int *nbatches)
+/* One epoch of a loader, every batch appended to img (per = floats per example), lab and
+ * (unless NULL) idx; returns the examples seen, -1 on an error. */
+static int run_epoch_idx(snlvk_loader *l, int epoch, long per, float *img, int32_t *lab, int32_t *idx, int *counts,
+                         int *nbatches)
 {
     if (snlvk_loader_start_epoch(l, epoch) != SNLVK_OK) return -1;
     int total = 0, nb = 0, cnt;
     for (;;) {
-        if (snlvk_loader_next(l, img + (size_t)total * (size_t)per, lab + total, &cnt) != SNLVK_OK) return -1;
+        if (snlvk_loader_next(l, img + (size_t)total * (size_t)per, lab + total, idx ? idx + total : NULL, &cnt) !=
+            SNLVK_OK)
+            return -1;
         if (cnt == 0) break;
         if (counts) counts[nb] = cnt;
         nb++;
@@ -790,6 +793,11 @@ static int run_epoch(snlvk_loader *l, int epoch, long per, float *img, int32_t *
     }
     if (nbatches) *nbatches = nb;
     return total;
+}
+
+static int run_epoch(snlvk_loader *l, int epoch, long per, float *img, int32_t *lab, int *counts, int *nbatches)
+{
+    return run_epoch_idx(l, epoch, per, img, lab, NULL, counts, nbatches);
 }
 
 static void test_loader(void)
@@ -807,7 +815,7 @@ static void test_loader(void)
     if (check_ok(snlvk_loader_create(&d, &o, &l), "loader: create")) {
         check(snlvk_loader_batches_per_epoch(l) == 3 && snlvk_loader_batch_floats(l) == (long)(4 * chw),
               "loader: 10 examples, batch 4: 3 batches of 4 x 192 floats");
-        check_fail(snlvk_loader_next(l, img, lab, &cnt), SNLVK_E_INVALID, "start_epoch",
+        check_fail(snlvk_loader_next(l, img, lab, NULL, &cnt), SNLVK_E_INVALID, "start_epoch",
                    "loader: next before start_epoch");
         int seen = run_epoch(l, 0, (long)chw, img, lab, counts, &nb);
         check(seen == 10 && nb == 3 && counts[0] == 4 && counts[1] == 4 && counts[2] == 2,
@@ -822,7 +830,7 @@ static void test_loader(void)
         check(fabsf(img[0] - ((float)d.images[0] / 255.0f - 0.4914f) / 0.2023f) <= 1e-6f &&
                   fabsf(img[128] - ((float)d.images[128] / 255.0f - 0.4465f) / 0.2010f) <= 1e-6f,
               "loader: per-channel CIFAR constants applied to channels 0 and 2");
-        check(snlvk_loader_next(l, img, lab, &cnt) == SNLVK_OK && cnt == 0, "loader: next after epoch end gives 0");
+        check(snlvk_loader_next(l, img, lab, NULL, &cnt) == SNLVK_OK && cnt == 0, "loader: next after epoch end gives 0");
         snlvk_loader_destroy(l);
     }
     o.drop_last = 1;
@@ -881,8 +889,8 @@ static void test_loader(void)
 
         /* resume: abandon epoch 1 half-way, then epoch 3 again must equal the first run */
         snlvk_loader_start_epoch(l2, 1);
-        snlvk_loader_next(l2, img2, lab2, &cnt);
-        snlvk_loader_next(l2, img2, lab2, &cnt);
+        snlvk_loader_next(l2, img2, lab2, NULL, &cnt);
+        snlvk_loader_next(l2, img2, lab2, NULL, &cnt);
         int s3 = run_epoch(l2, 3, (long)chw, img2, lab2, NULL, NULL);
         check(s3 == 48 && memcmp(lab, lab2, sizeof(int32_t) * 48) == 0 &&
                   memcmp(img, img2, 48 * chw * sizeof(float)) == 0,
@@ -902,6 +910,52 @@ static void test_loader(void)
         }
         check(ok && moved > 0, "loader: no augment: images untouched (no crop, no flip), order shuffled");
         snlvk_loader_destroy(l1);
+    }
+    /* each example's dataset position comes with it (the cached teacher logits are
+     * gathered by it): labels here are a permutation of the positions, so a wrong index
+     * shows in the label as well as in the image */
+    {
+        int32_t *saved = malloc(48 * sizeof *saved), plab[48], pidx[48];
+        memcpy(saved, d.labels, 48 * sizeof *saved);
+        for (int i = 0; i < 48; i++) d.labels[i] = (i * 7 + 3) % 48;
+        float *pimg = malloc(48 * chw * sizeof(float));
+        for (int drop = 0; drop < 2; drop++) {
+            snlvk_loader_opts pi = {.batch = 5, .shuffle = 1, .seed = 9, .augment = 0, .drop_last = drop};
+            if (!check_ok(snlvk_loader_create(&d, &pi, &l1), "loader: create for indices")) continue;
+            for (int e = 0; e < 2; e++) {
+                int counts5[16], nb5 = 0;
+                int got = run_epoch_idx(l1, e, (long)chw, pimg, plab, pidx, counts5, &nb5);
+                int want = drop ? 45 : 48, once = got == want, match = 1, moved = 0, seen[48] = {0};
+                for (int i = 0; i < got && once; i++) {
+                    once = pidx[i] >= 0 && pidx[i] < 48 && !seen[pidx[i]]++;
+                    if (!once) break;
+                    match &= plab[i] == d.labels[pidx[i]] && matches_aug(&d, pimg + (size_t)i * chw, pidx[i], 0, 0, 0);
+                    moved += pidx[i] != i;
+                }
+                check(once && match && moved > 0 && nb5 == (drop ? 9 : 10) && (drop || counts5[9] == 3),
+                      "loader: %s epoch %d: every index once (%d of %d), each row's image and label those of its "
+                      "index, shuffled", drop ? "drop_last" : "short last batch,", e, got, want);
+            }
+            snlvk_loader_destroy(l1);
+        }
+        /* with augmentation: the index names the example that was cropped and flipped */
+        snlvk_loader_opts pa = {.batch = 5, .shuffle = 1, .seed = 9, .augment = 1, .drop_last = 0};
+        if (check_ok(snlvk_loader_create(&d, &pa, &l1), "loader: create for indices, augment")) {
+            int got = run_epoch_idx(l1, 1, (long)chw, pimg, plab, pidx, NULL, NULL), ok = got == 48;
+            for (int i = 0; i < 48 && ok; i++) {
+                int found = 0;
+                for (int f = 0; f < 2 && !found; f++)
+                    for (int oy = -4; oy <= 4 && !found; oy++)
+                        for (int ox = -4; ox <= 4 && !found; ox++)
+                            found = matches_aug(&d, pimg + (size_t)i * chw, pidx[i], oy, ox, f);
+                ok = found && plab[i] == d.labels[pidx[i]];
+            }
+            check(ok, "loader: augment: each row is a crop/flip of the example its index names");
+            snlvk_loader_destroy(l1);
+        }
+        free(pimg);
+        memcpy(d.labels, saved, 48 * sizeof *saved);
+        free(saved);
     }
     a.shuffle = 1;
     a.augment = 1;

@@ -78,10 +78,12 @@ int snlvk_loader_batches_per_epoch(const snlvk_loader *l);
 /* Floats in one batch's image tensor: batch * c * h * w. */
 long snlvk_loader_batch_floats(const snlvk_loader *l);
 /* Copies the next batch: images as float32 NCHW normalised ((x/255 - mean)/std, computed in
- * float), labels int32. *count = examples in this batch (the last one may be short unless
- * drop_last); returns SNLVK_OK with *count = 0 at epoch end. A background thread prepares
- * the following batch while the caller uses this one. */
-snlvk_status snlvk_loader_next(snlvk_loader *l, float *images, int32_t *labels, int *count);
+ * float), labels int32 and, unless `indices` is NULL, each example's position in the
+ * dataset (what was shuffled: row j of the batch is example indices[j]). *count = examples
+ * in this batch (the last one may be short unless drop_last); returns SNLVK_OK with
+ * *count = 0 at epoch end. A background thread prepares the following batch while the
+ * caller uses this one. */
+snlvk_status snlvk_loader_next(snlvk_loader *l, float *images, int32_t *labels, int32_t *indices, int *count);
 void snlvk_loader_destroy(snlvk_loader *l);
 
 #ifdef __cplusplus

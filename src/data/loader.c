@@ -70,7 +70,7 @@ enum { SLOT_FREE, SLOT_FILLING, SLOT_READY };
 
 typedef struct slot {
     float *img;
-    int32_t *lab;
+    int32_t *lab, *idx;  /* idx: the examples' positions in the dataset */
     int count, batch, state;
 } slot;
 
@@ -144,6 +144,7 @@ static void fill_slot(const snlvk_loader *l, int epoch, int b, slot *s)
         int idx = l->perm[start + j];
         prepare_example(l, epoch, idx, s->img + (size_t)j * l->chw);
         s->lab[j] = l->d->labels[idx];
+        s->idx[j] = idx;
     }
     s->count = count;
     s->batch = b;
@@ -220,11 +221,14 @@ snlvk_status snlvk_loader_create(const snlvk_dataset *d, const snlvk_loader_opts
     for (int i = 0; i < 2; i++) {
         l->slots[i].img = malloc(bfl * sizeof(float));
         l->slots[i].lab = malloc((size_t)o->batch * sizeof(int32_t));
+        l->slots[i].idx = malloc((size_t)o->batch * sizeof(int32_t));
     }
-    if (!l->perm || !l->slots[0].img || !l->slots[1].img || !l->slots[0].lab || !l->slots[1].lab) {
+    if (!l->perm || !l->slots[0].img || !l->slots[1].img || !l->slots[0].lab || !l->slots[1].lab ||
+        !l->slots[0].idx || !l->slots[1].idx) {
         for (int i = 0; i < 2; i++) {
             free(l->slots[i].img);
             free(l->slots[i].lab);
+            free(l->slots[i].idx);
         }
         free(l->perm);
         free(l);
@@ -241,6 +245,7 @@ snlvk_status snlvk_loader_create(const snlvk_dataset *d, const snlvk_loader_opts
         for (int i = 0; i < 2; i++) {
             free(l->slots[i].img);
             free(l->slots[i].lab);
+            free(l->slots[i].idx);
         }
         free(l->perm);
         free(l);
@@ -285,7 +290,7 @@ int snlvk_loader_batches_per_epoch(const snlvk_loader *l) { return l ? l->nb : 0
 
 long snlvk_loader_batch_floats(const snlvk_loader *l) { return l ? (long)(l->chw * (size_t)l->o.batch) : 0; }
 
-snlvk_status snlvk_loader_next(snlvk_loader *l, float *images, int32_t *labels, int *count)
+snlvk_status snlvk_loader_next(snlvk_loader *l, float *images, int32_t *labels, int32_t *indices, int *count)
 {
     if (count) *count = 0;
     if (!l || !images || !labels || !count)
@@ -310,6 +315,7 @@ snlvk_status snlvk_loader_next(snlvk_loader *l, float *images, int32_t *labels, 
     /* a READY slot belongs to the consumer until it is marked FREE */
     memcpy(images, s->img, (size_t)s->count * l->chw * sizeof(float));
     memcpy(labels, s->lab, (size_t)s->count * sizeof(int32_t));
+    if (indices) memcpy(indices, s->idx, (size_t)s->count * sizeof(int32_t));
     *count = s->count;
     pthread_mutex_lock(&l->mu);
     s->state = SLOT_FREE;
@@ -333,6 +339,7 @@ void snlvk_loader_destroy(snlvk_loader *l)
     for (int i = 0; i < 2; i++) {
         free(l->slots[i].img);
         free(l->slots[i].lab);
+        free(l->slots[i].idx);
     }
     free(l->perm);
     free(l);

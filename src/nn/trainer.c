@@ -10,15 +10,13 @@ static snlvk_status record_forward_loss(nn_trainer *t, vk_seq *q, int train, uin
 {
     nn_model *m = t->model;
     SNLVK_TRY(nn_record_forward(m, q, train));
-    const vk_buf *teacher_logits = NULL;
     if (t->teacher && train) {
         nn_model *tm = t->teacher;
         SNLVK_TRY(vk_seq_copy(q, &m->tensors[m->input].value, 0, &tm->tensors[tm->input].value, 0,
                               m->tensors[m->input].value.size));
         SNLVK_TRY(nn_record_forward(tm, q, 0));
-        teacher_logits = &tm->tensors[tm->logits].value;
     }
-    loss_args la = {.logits = &m->tensors[m->logits].value, .labels = &t->labels, .teacher = teacher_logits,
+    loss_args la = {.logits = &m->tensors[m->logits].value, .labels = &t->labels, .teacher = train ? t->kd_logits : NULL,
                     .dlogits = train ? &m->tensors[m->logits].grad : NULL, .params = &t->params,
                     .metrics = &t->metrics, .scratch = &t->scratch, .n = n, .classes = m->classes};
     return op_classifier_loss(q, t->ctx, &la);
@@ -54,6 +52,9 @@ static snlvk_status record_eval(nn_trainer *t, vk_seq *q, uint32_t n)
 snlvk_status nn_trainer_create(nn_model *m, nn_model *teacher, const nn_trainer_opts *o, nn_trainer **out)
 {
     *out = NULL;
+    if (teacher && o->teacher_given)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: a trainer takes its teacher logits from a teacher model or "
+                          "from the caller, not both");
     if (teacher && (teacher->batch != m->batch || teacher->classes != m->classes ||
                     teacher->tensors[teacher->input].value.size != m->tensors[m->input].value.size))
         return snlvk_fail(SNLVK_E_INVALID, "the teacher's batch, input or classes differ from the student's");
@@ -64,9 +65,17 @@ snlvk_status nn_trainer_create(nn_model *m, nn_model *teacher, const nn_trainer_
     t->teacher = teacher;
     t->opts = *o;
     step_params_default(&t->sp);
-    if (!teacher) t->sp.kd_weight = 0;
+    if (!teacher && !o->teacher_given) t->sp.kd_weight = 0;
     for (int i = 0; i < m->n_params; i++) t->n_masks += m->params[i].kind == NN_PARAM_MASK;
+    const size_t kd_bytes = (size_t)m->batch * m->classes * 4;
     snlvk_status s = step_params_alloc(t->ctx, &t->params);
+    if (s == SNLVK_OK && o->teacher_given) {
+        s = vk_buf_alloc(t->ctx, kd_bytes, &t->kd_given);
+        t->kd_logits = &t->kd_given;
+        if (s == SNLVK_OK && !t->kd_given.mapped && !(t->kd_host = malloc(kd_bytes)))
+            s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    } else if (teacher)
+        t->kd_logits = &teacher->tensors[teacher->logits].value;
     if (s == SNLVK_OK) s = loss_metrics_alloc(t->ctx, &t->metrics);
     if (s == SNLVK_OK) s = vk_buf_alloc(t->ctx, (size_t)m->batch * 4, &t->labels);
     if (s == SNLVK_OK) s = vk_buf_alloc(t->ctx, loss_scratch_bytes(m->batch), &t->scratch);
@@ -97,6 +106,8 @@ void nn_trainer_destroy(nn_trainer *t)
     vk_buf_free(t->ctx, &t->labels);
     vk_buf_free(t->ctx, &t->scratch);
     vk_buf_free(t->ctx, &t->mask_counts);
+    vk_buf_free(t->ctx, &t->kd_given);
+    free(t->kd_host);
     free(t);
 }
 
@@ -110,6 +121,26 @@ snlvk_status nn_trainer_upload(nn_trainer *t, const float *images, const int32_t
     size_t per = (size_t)m->in_c * m->in_h * m->in_w;
     SNLVK_TRY(vk_buf_write(t->ctx, &m->tensors[m->input].value, 0, images, count * per * 4));
     return vk_buf_write(t->ctx, &t->labels, 0, labels, (size_t)count * 4);
+}
+
+snlvk_status nn_trainer_gather_teacher(nn_trainer *t, const float *table, uint32_t rows, const int32_t *indices,
+                                       uint32_t count)
+{
+    nn_model *m = t->model;
+    if (!t->opts.teacher_given)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: teacher logits given to a trainer that runs its teacher");
+    if (!table || !indices || count == 0 || count > m->batch)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: teacher logits of %u examples for a batch of %u", count, m->batch);
+    const size_t classes = m->classes;
+    float *dst = t->kd_given.mapped ? t->kd_given.mapped : t->kd_host;
+    for (uint32_t j = 0; j < count; j++) {
+        if (indices[j] < 0 || (uint32_t)indices[j] >= rows)
+            return snlvk_fail(SNLVK_E_INVALID, "internal: row %u of the batch is example %d; the teacher's logits "
+                              "cover examples 0..%u", j, (int)indices[j], rows - 1);
+        memcpy(dst + j * classes, table + (size_t)indices[j] * classes, classes * 4);
+    }
+    if (dst == t->kd_host) return vk_buf_write(t->ctx, &t->kd_given, 0, t->kd_host, count * classes * 4);
+    return SNLVK_OK;
 }
 
 snlvk_status nn_trainer_step(nn_trainer *t)

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -94,14 +95,89 @@ static snlvk_status load_data(run *r)
     return SNLVK_OK;
 }
 
-/* Fills the model's input with the next batch; *count = 0 at the end of the epoch. */
 snlvk_status run_next_batch(run *r, nn_trainer *t, snlvk_loader *l, int *count)
 {
+    /* the cached logits are the training split's: an evaluation batch needs none */
+    int32_t *idx = t->opts.teacher_given && l == r->train_loader ? r->host_indices : NULL;
+    if (idx && !r->teacher_logits)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: a training batch needs the teacher's logits, not computed yet");
     float *in = nn_trainer_input_ptr(t);
     int32_t *lab = nn_trainer_labels_ptr(t);
-    if (in && lab) return snlvk_loader_next(l, in, lab, count);
-    SNLVK_TRY(snlvk_loader_next(l, r->host_images, r->host_labels, count));
-    if (*count > 0) SNLVK_TRY(nn_trainer_upload(t, r->host_images, r->host_labels, (uint32_t)*count));
+    if (in && lab) SNLVK_TRY(snlvk_loader_next(l, in, lab, idx, count));
+    else {
+        SNLVK_TRY(snlvk_loader_next(l, r->host_images, r->host_labels, idx, count));
+        if (*count > 0) SNLVK_TRY(nn_trainer_upload(t, r->host_images, r->host_labels, (uint32_t)*count));
+    }
+    if (idx && *count > 0)
+        SNLVK_TRY(nn_trainer_gather_teacher(t, r->teacher_logits, (uint32_t)r->train.n, idx, (uint32_t)*count));
+    return SNLVK_OK;
+}
+
+/* The teacher's forward over the training split in order, batch by batch; row i of the
+ * table is example i's logits (a short last batch leaves the input's rows past it as they
+ * were: in eval mode every row is computed on its own). */
+static snlvk_status teacher_pass(run *r, nn_model *teacher, snlvk_loader *l, vk_seq *q, float *stage,
+                                 int32_t *labels, int32_t *idx, float *table)
+{
+    const vk_buf *input = &teacher->tensors[teacher->input].value, *logits = &teacher->tensors[teacher->logits].value;
+    const size_t classes = teacher->classes, per = (size_t)r->train.c * r->train.h * r->train.w;
+    float *rows = malloc((size_t)teacher->batch * classes * 4);
+    if (!rows) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    snlvk_status s = snlvk_loader_start_epoch(l, 0);
+    long done = 0;
+    while (s == SNLVK_OK) {
+        int count = 0;
+        s = snlvk_loader_next(l, stage ? stage : input->mapped, labels, idx, &count);
+        if (s != SNLVK_OK || count == 0) break;
+        if (stage) s = vk_buf_write(r->ctx, input, 0, stage, count * per * 4);
+        if (s == SNLVK_OK) s = vk_seq_run(q);
+        if (s == SNLVK_OK) s = vk_buf_read(r->ctx, logits, 0, rows, count * classes * 4);
+        for (int j = 0; j < count && s == SNLVK_OK; j++)
+            memcpy(table + (size_t)idx[j] * classes, rows + j * classes, classes * 4);
+        done += count;
+    }
+    free(rows);
+    if (s == SNLVK_OK && done != r->train.n)
+        s = snlvk_fail(SNLVK_E_INVALID, "internal: the teacher saw %ld of %d training examples", done, r->train.n);
+    return s;
+}
+
+snlvk_status run_teacher_logits(run *r, nn_model *teacher)
+{
+    if (r->teacher_logits) return SNLVK_OK;
+    const snlvk_dataset *d = &r->train;
+    const size_t per = (size_t)d->c * d->h * d->w;
+    if (teacher->classes != (uint32_t)d->classes || teacher->in_c * teacher->in_h * teacher->in_w != per)
+        return snlvk_fail(SNLVK_E_INVALID, "internal: the teacher (%u classes, %ux%ux%u input) does not fit the "
+                          "training split (%d classes, %dx%dx%d)", teacher->classes, teacher->in_c, teacher->in_h,
+                          teacher->in_w, d->classes, d->c, d->h, d->w);
+    if ((size_t)d->n > SIZE_MAX / 4 / teacher->classes)
+        return snlvk_fail(SNLVK_E_OOM, "the teacher's logits of %d examples do not fit in memory", d->n);
+    const int stage_input = teacher->tensors[teacher->input].value.mapped == NULL;
+    float *table = malloc((size_t)d->n * teacher->classes * 4);
+    float *stage = stage_input ? malloc(teacher->batch * per * 4) : NULL;
+    int32_t *labels = malloc(teacher->batch * 4), *idx = malloc(teacher->batch * 4);
+    if (!table || (stage_input && !stage) || !labels || !idx) {
+        free(table), free(stage), free(labels), free(idx);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory for the teacher's logits of %d examples", d->n);
+    }
+    snlvk_loader_opts lo = {(int)teacher->batch, 0, 0, 0, 0}; /* in order, not augmented, every example */
+    snlvk_loader *l = NULL;
+    vk_seq *q = NULL;
+    snlvk_status s = snlvk_loader_create(d, &lo, &l);
+    if (s == SNLVK_OK) s = vk_seq_create(r->ctx, &q);
+    if (s == SNLVK_OK) s = vk_seq_begin(q, 0);
+    if (s == SNLVK_OK) s = nn_record_forward(teacher, q, 0);
+    if (s == SNLVK_OK) s = vk_seq_end(q);
+    if (s == SNLVK_OK) s = teacher_pass(r, teacher, l, q, stage, labels, idx, table);
+    vk_seq_destroy(q);
+    snlvk_loader_destroy(l);
+    free(stage), free(labels), free(idx);
+    if (s != SNLVK_OK) {
+        free(table);
+        return s;
+    }
+    r->teacher_logits = table;
     return SNLVK_OK;
 }
 
@@ -204,6 +280,8 @@ static void run_free(run *r)
     snlvk_dataset_free(&r->test);
     free(r->host_images);
     free(r->host_labels);
+    free(r->host_indices);
+    free(r->teacher_logits);
     if (r->log) fclose(r->log);
 }
 
@@ -269,7 +347,8 @@ snlvk_status snlvk_train(snlvk_context *ctx, const snlvk_train_opts *given, cons
         size_t per = (size_t)r.train.c * r.train.h * r.train.w;
         r.host_images = malloc((size_t)o->batch * per * 4);
         r.host_labels = malloc((size_t)o->batch * 4);
-        if (!r.host_images || !r.host_labels) s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
+        r.host_indices = malloc((size_t)o->batch * 4);
+        if (!r.host_images || !r.host_labels || !r.host_indices) s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
     }
     if (s == SNLVK_OK) {
         snlvk_loader_opts lo = {o->batch, 1, o->seed, r.train.augment, 1};

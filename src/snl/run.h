@@ -16,6 +16,9 @@ typedef struct run {
     snlvk_loader *train_loader, *test_loader;
     float *host_images;       /* staging for devices without mapped tensors */
     int32_t *host_labels;
+    int32_t *host_indices;    /* the training batch's examples (positions in `train`) */
+    float *teacher_logits;    /* train.n x classes: the teacher's eval-mode logits of every training
+                                 example (no augmentation), computed once per run; NULL: not yet */
     FILE *log;                /* out_dir/log.jsonl */
 } run;
 
@@ -24,7 +27,13 @@ void run_say(const run *r, const char *fmt, ...) SNLVK_PRINTF(2, 3);
 void run_log(run *r, const char *json_line);
 const char *dataset_default_dir(const char *kind);
 double run_lr(const char *schedule, double base, int epoch, int epochs);
+/* Fills the trainer's input with the next batch of `l`; *count = 0 at the end of the epoch.
+ * A training batch for a trainer given its teacher's logits (opts.teacher_given) also gets
+ * them, gathered from r->teacher_logits by the examples' positions. */
 snlvk_status run_next_batch(run *r, nn_trainer *t, snlvk_loader *l, int *count);
+/* r->teacher_logits: `teacher`'s eval-mode logits of every training example, a forward
+ * per batch over the split in order (unaugmented); nothing to do when already computed. */
+snlvk_status run_teacher_logits(run *r, nn_model *teacher);
 snlvk_status run_evaluate(run *r, nn_trainer *t, double *loss, double *acc, double *top5);
 /* Called after every training step; set *stop to end the epoch early. */
 typedef snlvk_status (*run_step_hook)(run *r, nn_trainer *t, int epoch, long step, long steps, void *user, int *stop);

@@ -31,6 +31,7 @@ typedef struct snl_state {
     uint64_t site_counts[MAX_SITES];
     uint64_t count;                 /* the latest total */
     double t0;
+    int teacher_said;               /* the teacher's path was named in the output */
     char init[1024];
 } snl_state;
 
@@ -337,6 +338,37 @@ static snlvk_status mask_step_hook(run *r, nn_trainer *t, int epoch, long step, 
     return SNLVK_OK;
 }
 
+/* A trainer distilling from the teacher (unless --no-kd). Without augmentation an image
+ * is the same every epoch and so are the teacher's logits of it: they are computed once per
+ * run, for every training image (the teacher is the pretrained net throughout: the mask
+ * phase, every fine-tune and the baselines), and each step reads its batch's. With
+ * augmentation the teacher's forward runs in every step. */
+static snlvk_status open_trainer(snl_state *st, nn_trainer_opts to, nn_trainer **out)
+{
+    run *r = st->r;
+    nn_model *teacher = st->teacher;
+    if (teacher && !r->train.augment) {
+        if (!r->teacher_logits) {
+            double t0 = run_now();
+            SNLVK_TRY(run_teacher_logits(r, teacher));
+            double secs = run_now() - t0;
+            run_say(r, "teacher: logits of the %d training images computed once in %.1fs (no augmentation): the "
+                       "steps read them instead of running the teacher", r->train.n, secs);
+            char line[256];
+            snprintf(line, sizeof line, "{\"stage\": \"teacher\", \"cached\": true, \"examples\": %d, \"seconds\": %.2f}",
+                     r->train.n, secs);
+            run_log(r, line);
+        }
+        to.teacher_given = 1;
+        teacher = NULL;
+    } else if (teacher && !st->teacher_said) {
+        st->teacher_said = 1;
+        run_say(r, "teacher: its forward runs in every training step (the training images are augmented)");
+        run_log(r, "{\"stage\": \"teacher\", \"cached\": false}");
+    }
+    return nn_trainer_create(st->m, teacher, &to, out);
+}
+
 /* --lambda auto: the starting lambda makes the Lasso gradient as large as the mean
  * magnitude of the data's mask gradient at the pretrained point. */
 static snlvk_status auto_lambda(snl_state *st, double *lambda)
@@ -388,7 +420,7 @@ static snlvk_status mask_phase(snl_state *st)
         remove(path);
     }
     nn_trainer_opts to = {.optimizer = NN_ADAM, .train_masks = 1};
-    SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &st->t));
+    SNLVK_TRY(open_trainer(st, to, &st->t));
     nn_trainer *t = st->t;
     t->sp.lr[NN_GROUP_WEIGHTS] = t->sp.lr[NN_GROUP_MASKS] = (float)o->mask_lr;
     t->sp.kd_temperature = (float)o->kd_temperature;
@@ -581,7 +613,7 @@ static snlvk_status finetune(snl_state *st, snl_budget_result *br, int epochs, d
     const snlvk_train_opts *o = r->o;
     nn_trainer_opts to = {.optimizer = NN_SGD};
     nn_trainer *t;
-    SNLVK_TRY(nn_trainer_create(st->m, st->teacher, &to, &t));
+    SNLVK_TRY(open_trainer(st, to, &t));
     st->t = t;
     t->sp.momentum = (float)o->momentum;
     t->sp.weight_decay[NN_GROUP_WEIGHTS] = (float)o->weight_decay;
