@@ -44,6 +44,8 @@ expect bench-gemm 0 "512x512x512" -- "$SNLVK" bench --gemm --reps 2
 expect bench-stage-usage 2 "--stage expects pretrain, mask or finetune" -- "$SNLVK" bench --step --stage warmup
 expect bench-step 0 "mask step of resnet8-mini, batch 4" -- "$SNLVK" bench --step --stage mask --model resnet8-mini \
     --batch 4 --reps 1
+expect bench-step-cached 0 "finetune step (cached teacher)" -- "$SNLVK" bench --step --stage finetune --cached-teacher \
+    --model resnet8-mini --batch 4 --reps 1
 "$SNLVK" bench --step --model resnet8-mini --batch 4 --reps 1 --json >"$tmp/step.json" 2>/dev/null
 if python3 -c "
 import json, sys

@@ -38,6 +38,9 @@ def main():
     ap.add_argument("--step", action="store_true", help="whole training steps of the three stages")
     ap.add_argument("--stage", action="append", choices=["pretrain", "mask", "finetune"],
                     help="with --step: repeatable; default all three")
+    ap.add_argument("--cached-teacher", action="store_true",
+                    help="with --step: snlvk's mask and fine-tune steps read cached teacher logits, as its runs "
+                         "without augmentation do (PyTorch's reference steps still run the teacher)")
     a = ap.parse_args()
     if a.step:
         return compare_steps(a)
@@ -83,7 +86,8 @@ FAMILIES = ["conv", "batchnorm", "masked_relu", "add", "pool", "linear", "loss",
 def compare_steps(a):
     stages = sum((["--stage", s] for s in a.stage or []), [])
     ours = json.loads(subprocess.run([a.snlvk, "bench", "--step", "--json", "--model", a.model, "--batch", str(a.batch),
-                                      "--reps", str(a.reps)] + stages, check=True, capture_output=True,
+                                      "--reps", str(a.reps)] + stages + (["--cached-teacher"] if a.cached_teacher else []),
+                                     check=True, capture_output=True,
                                      text=True).stdout)
     theirs = json.loads(subprocess.run([sys.executable, os.path.join(HERE, "bench_torch_step.py"), "--model", a.model,
                                         "--batch", str(a.batch), "--reps", str(a.reps), "--threads", str(a.threads)]

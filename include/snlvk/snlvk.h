@@ -102,12 +102,15 @@ snlvk_status snlvk_bench_ops(snlvk_context *ctx, const char *model, int batch, i
  *   "pretrain"  SGD on CE, masks frozen
  *   "mask"      Adam on weights and masks, CE + KD (the teacher's forward in the step) + Lasso
  *   "finetune"  SGD on CE + KD (the teacher's forward in the step), masks frozen
- * median and best step time by the host's clock (submit to fence) and by the GPU
+ * With `cached_teacher` the mask and fine-tune steps read the teacher's logits from a
+ * table instead of running its forward, as a run without augmentation does.
+ * Median and best step time by the host's clock (submit to fence) and by the GPU
  * timestamps summed over the step's kernels; the kernels of one step are reported
  * through `cb`, each with its op family ("conv", "batchnorm", ...). */
 typedef struct snlvk_step_bench {
     const char *model;
     const char *stage;
+    int cached_teacher;                   /* the step read cached teacher logits */
     int batch;
     double median_ms, min_ms;             /* wall clock per step */
     double gpu_median_ms, gpu_min_ms;     /* the kernels' timestamps summed */
@@ -122,8 +125,8 @@ typedef struct snlvk_kernel_time {
     double ms;              /* summed over the step */
 } snlvk_kernel_time;
 typedef void (*snlvk_kernel_time_fn)(void *user, const snlvk_kernel_time *k);
-snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char *stage, int batch, int reps,
-                              snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out);
+snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char *stage, int cached_teacher, int batch,
+                              int reps, snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out);
 
 /* ---- training ---- */
 

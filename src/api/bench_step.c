@@ -45,10 +45,12 @@ static const char *family_of(const char *kernel)
 }
 
 /* The trainer of one stage with the reference's settings (SNL.md). */
-static snlvk_status stage_trainer(nn_model *m, nn_model *teacher, const char *stage, int profile, nn_trainer **out)
+static snlvk_status stage_trainer(nn_model *m, nn_model *teacher, const char *stage, int given, int profile,
+                                  nn_trainer **out)
 {
     const int mask = strcmp(stage, "mask") == 0;
-    nn_trainer_opts to = {.optimizer = mask ? NN_ADAM : NN_SGD, .train_masks = mask, .profile = profile};
+    nn_trainer_opts to = {.optimizer = mask ? NN_ADAM : NN_SGD, .train_masks = mask, .profile = profile,
+                          .teacher_given = given};
     SNLVK_TRY(nn_trainer_create(m, teacher, &to, out));
     nn_trainer *t = *out;
     if (mask) {
@@ -59,12 +61,12 @@ static snlvk_status stage_trainer(nn_model *m, nn_model *teacher, const char *st
         t->sp.momentum = 0.9f;
         t->sp.weight_decay[NN_GROUP_WEIGHTS] = 5e-4f;
     }
-    t->sp.kd_weight = teacher ? 1.0f : 0.0f;
+    t->sp.kd_weight = teacher || given ? 1.0f : 0.0f;
     return SNLVK_OK;
 }
 
-snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char *stage, int batch, int reps,
-                              snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out)
+snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char *stage, int cached_teacher, int batch,
+                              int reps, snlvk_kernel_time_fn cb, void *user, snlvk_step_bench *out)
 {
     memset(out, 0, sizeof *out);
     if (batch <= 0 || reps <= 0) return snlvk_fail(SNLVK_E_INVALID, "bench: batch and repeats must be positive");
@@ -72,16 +74,17 @@ snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char 
         return snlvk_fail(SNLVK_E_INVALID, "bench: stage '%s': expected pretrain, mask or finetune", stage);
     int mini = strcmp(model, "resnet8-mini") == 0;
     uint32_t ch = mini ? 1 : 3, size = mini ? 28 : 32;
-    const int distil = strcmp(stage, "pretrain") != 0;
+    const int distil = strcmp(stage, "pretrain") != 0, given = distil && cached_teacher;
     nn_model *m = NULL, *teacher = NULL;
     nn_trainer *t = NULL, *tp = NULL;
     SNLVK_TRY(nn_model_create(ctx, model, (uint32_t)batch, ch, size, size, 10, NN_PIXEL, &m));
     snlvk_status s = nn_model_init(m, 1);
-    if (s == SNLVK_OK && distil) s = nn_model_create(ctx, model, (uint32_t)batch, ch, size, size, 10, NN_PIXEL, &teacher);
-    if (s == SNLVK_OK && distil) s = nn_model_init(teacher, 2);
+    if (s == SNLVK_OK && distil && !given)
+        s = nn_model_create(ctx, model, (uint32_t)batch, ch, size, size, 10, NN_PIXEL, &teacher);
+    if (s == SNLVK_OK && teacher) s = nn_model_init(teacher, 2);
     /* one trainer times steps by the host's clock, a second one (timestamps) per kernel */
-    if (s == SNLVK_OK) s = stage_trainer(m, teacher, stage, 0, &t);
-    if (s == SNLVK_OK) s = stage_trainer(m, teacher, stage, 1, &tp);
+    if (s == SNLVK_OK) s = stage_trainer(m, teacher, stage, given, 0, &t);
+    if (s == SNLVK_OK) s = stage_trainer(m, teacher, stage, given, 1, &tp);
     float *x = malloc((size_t)batch * ch * size * size * 4);
     int32_t *y = malloc((size_t)batch * 4);
     double *wall = calloc((size_t)reps, sizeof *wall), *gpu = calloc((size_t)reps, sizeof *gpu);
@@ -97,6 +100,16 @@ snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char 
         for (int i = 0; i < batch; i++) y[i] = i % 10;
         s = nn_trainer_upload(t, x, y, (uint32_t)batch);
         if (s == SNLVK_OK) s = nn_trainer_upload(tp, x, y, (uint32_t)batch);
+        if (given) { /* logits as a cache holds them: a row per image, gathered each step */
+            float *logits = malloc((size_t)batch * 10 * sizeof *logits);
+            int32_t *rows = malloc((size_t)batch * sizeof *rows);
+            if (!logits || !rows) s = snlvk_fail(SNLVK_E_OOM, "out of host memory");
+            for (int i = 0; s == SNLVK_OK && i < batch * 10; i++) logits[i] = (float)((i * 37) % 19) * 0.25f - 2.0f;
+            for (int i = 0; s == SNLVK_OK && i < batch; i++) rows[i] = batch - 1 - i;
+            if (s == SNLVK_OK) s = nn_trainer_gather_teacher(t, logits, (uint32_t)batch, rows, (uint32_t)batch);
+            if (s == SNLVK_OK) s = nn_trainer_gather_teacher(tp, logits, (uint32_t)batch, rows, (uint32_t)batch);
+            free(logits), free(rows);
+        }
     }
     if (s == SNLVK_OK) s = nn_trainer_step(t); /* warm-up */
     for (int i = 0; i < reps && s == SNLVK_OK; i++) {
@@ -114,6 +127,7 @@ snlvk_status snlvk_bench_step(snlvk_context *ctx, const char *model, const char 
     if (s == SNLVK_OK) {
         out->model = model;
         out->stage = stage;
+        out->cached_teacher = given;
         out->batch = batch;
         out->median_ms = median(wall, reps);
         out->min_ms = wall[0];

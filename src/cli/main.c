@@ -228,9 +228,10 @@ static void print_step(const step_printer *sp, const snlvk_step_bench *b, int fi
     }
     if (sp->json) {
         printf("%s\n    {\"stage\": \"%s\", \"median_ms\": %.3f, \"min_ms\": %.3f, \"gpu_median_ms\": %.3f, "
-               "\"gpu_min_ms\": %.3f, \"images_per_s\": %.1f, \"dispatches\": %d, \"reps\": %d, \"families\": {",
+               "\"gpu_min_ms\": %.3f, \"images_per_s\": %.1f, \"dispatches\": %d, \"reps\": %d, \"cached_teacher\": %s, "
+               "\"families\": {",
                first ? "" : ",", b->stage, b->median_ms, b->min_ms, b->gpu_median_ms, b->gpu_min_ms, b->images_per_s,
-               b->dispatches, reps);
+               b->dispatches, reps, b->cached_teacher ? "true" : "false");
         for (int f = 0; f < nf; f++) printf("%s\"%s\": %.3f", f ? ", " : "", fams[f], fms[f]);
         printf("}, \"kernels\": [");
         for (int i = 0; i < sp->n; i++)
@@ -239,8 +240,9 @@ static void print_step(const step_printer *sp, const snlvk_step_bench *b, int fi
         printf("]}");
         return;
     }
-    printf("%s step of %s, batch %d: %.2f ms (best %.2f) by the clock, %.1f images/s; kernels %.2f ms (best %.2f) by "
-           "GPU timestamps, %d dispatches (medians of %d)\n", b->stage, b->model, b->batch, b->median_ms, b->min_ms,
+    printf("%s step%s of %s, batch %d: %.2f ms (best %.2f) by the clock, %.1f images/s; kernels %.2f ms (best %.2f) by "
+           "GPU timestamps, %d dispatches (medians of %d)\n", b->stage, b->cached_teacher ? " (cached teacher)" : "",
+           b->model, b->batch, b->median_ms, b->min_ms,
            b->images_per_s, b->gpu_median_ms, b->gpu_min_ms, b->dispatches, reps);
     for (int f = 0; f < nf; f++) {
         printf("  %-12s %5d calls %10.3f ms %6.1f%%\n", fams[f], fcalls[f], fms[f], total > 0 ? 100.0 * fms[f] / total : 0);
@@ -253,7 +255,7 @@ static void print_step(const step_printer *sp, const snlvk_step_bench *b, int fi
 static int cmd_bench(int argc, char **argv)
 {
     common_opts o = {-1, 0};
-    int gemm = 0, ops = 0, step = 0, reps = 10, batch = 32, n_stages = 0;
+    int gemm = 0, ops = 0, step = 0, reps = 10, batch = 32, n_stages = 0, cached_teacher = 0;
     const char *stages[3];
     const char *variant = "auto", *model = "resnet18", *filter = NULL;
     double peak = 0;
@@ -265,6 +267,7 @@ static int cmd_bench(int argc, char **argv)
         if (strcmp(a, "--gemm") == 0) gemm = 1;
         else if (strcmp(a, "--ops") == 0) ops = 1;
         else if (strcmp(a, "--step") == 0) step = 1;
+        else if (strcmp(a, "--cached-teacher") == 0) cached_teacher = 1;
         else if (strcmp(a, "--stage") == 0 && val) {
             const char *st = argv[++i];
             if (strcmp(st, "pretrain") && strcmp(st, "mask") && strcmp(st, "finetune"))
@@ -350,7 +353,7 @@ static int cmd_bench(int argc, char **argv)
             memset(sp, 0, sizeof *sp);
             sp->json = o.json;
             snlvk_step_bench b;
-            s = snlvk_bench_step(ctx, model, stages[i], batch, reps, collect_kernel_time, sp, &b);
+            s = snlvk_bench_step(ctx, model, stages[i], cached_teacher, batch, reps, collect_kernel_time, sp, &b);
             if (s == SNLVK_OK) {
                 if (!o.json && (i || gemm || ops)) printf("\n");
                 print_step(sp, &b, i == 0, reps);
@@ -592,7 +595,7 @@ static int cmd_help(int argc, char **argv);
 
 static const command commands[] = {
     {"devices", "list every Vulkan device and the one snlvk picks", "snlvk devices [--json] [--device N]", cmd_devices},
-    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--filter OP]] [--step [--stage pretrain|mask|finetune]...] [--model resnet18|resnet8-mini] [--batch N] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
+    {"bench", "time kernels on the chosen device", "snlvk bench [--gemm] [--ops [--filter OP]] [--step [--stage pretrain|mask|finetune]... [--cached-teacher]] [--model resnet18|resnet8-mini] [--batch N] [--variant auto|texel|tiled] [--reps N] [--peak-gflops X] [--json] [--device N]",
      cmd_bench},
     {"train", "pretrain a model, and learn which ReLUs to keep for a budget (SNL)",
      "snlvk train [--model resnet8-mini|resnet18|resnet34|wrn22-8] [--dataset fashion-mnist|mnist|cifar10|cifar100|imagefolder|tiny-imagenet]\n"
