@@ -148,6 +148,7 @@ static void run_case(const char *arch, const char *scenario, int optimizer, int 
     CHECK_OK(nn_model_create(ctx, arch, batch, ch, size, size, 10, NN_PIXEL, &m));
     if (!m) return;
     load_state(m, &f, "init.");
+    m->store_relu_inputs = 1; /* follow_relu_sides reads every masked ReLU's input */
     if (mask) {
         CHECK_OK(nn_model_create(ctx, arch, batch, ch, size, size, 10, NN_PIXEL, &teacher));
         load_state(teacher, &f, "teacher.");

@@ -113,6 +113,7 @@ static void setup(void)
     CHECK_OK(nn_model_create(ctx, "resnet8-mini", BATCH, 1, SIZE, SIZE, CLASSES, NN_PIXEL, &g_model));
     if (!g_model) return;
     CHECK_OK(nn_model_init(g_model, 7));
+    g_model->store_relu_inputs = 1; /* check_sites reads every masked ReLU's input */
     for (int i = 0; i < g_model->n_ops; i++)
         if (g_model->ops[i].kind == NN_MRELU && g_sites < MAX_SITES) g_mask_param[g_sites++] = g_model->ops[i].param[0];
     g_total = nn_total_relus(g_model);

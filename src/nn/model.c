@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ops/bn_act.h"
 #include "ops/gemm.h"
 
 #define GROW(arr, n, cap)                                                        \
@@ -445,12 +446,129 @@ snlvk_status nn_model_init(nn_model *m, uint64_t seed)
 
 static bn_shape bn_shape_of(const nn_tensor *t) { return (bn_shape){t->n, t->c, t->h, t->w}; }
 
-snlvk_status nn_record_forward(nn_model *m, vk_seq *q, int train)
+/* Where the tape fuses (ops/bn_act.h), found from its structure:
+ *   BN -> MRELU, the BN output read by the masked ReLU alone: one forward pass after the
+ *     statistics (the BN output is not stored unless store_relu_inputs), one fused
+ *     backward (the BN is skipped);
+ *   BN [+ BN'd or plain shortcut] -> ADD -> MRELU, each intermediate read once: the add
+ *     normalises, adds and applies the mask in one pass, storing the add's output (the
+ *     masked ReLU's backward reads it); the backward is unfused.
+ * act[i] for a masked ReLU: the BN it fuses with, or -2 when the add before it applies it
+ * (-1: alone). bn_of_add[i][0..1] for an add: its fused BNs (-1: the operand as it is;
+ * [0] = -1 too: no fusion). stats[i] for a BN: only its statistics run at its place. */
+typedef struct fuse_plan {
+    int *act, *stats, *producer, *consumers, (*bn_of_add)[2];
+} fuse_plan;
+
+static void plan_free(fuse_plan *p)
+{
+    free(p->act), free(p->stats), free(p->producer), free(p->consumers), free(p->bn_of_add);
+    memset(p, 0, sizeof *p);
+}
+
+static snlvk_status plan_make(const nn_model *m, fuse_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    const size_t no = (size_t)(m->n_ops ? m->n_ops : 1), nt = (size_t)(m->n_tensors ? m->n_tensors : 1);
+    p->act = malloc(no * sizeof *p->act);
+    p->stats = calloc(no, sizeof *p->stats);
+    p->bn_of_add = malloc(no * sizeof *p->bn_of_add);
+    p->producer = malloc(nt * sizeof *p->producer);
+    p->consumers = calloc(nt, sizeof *p->consumers);
+    if (!p->act || !p->stats || !p->bn_of_add || !p->producer || !p->consumers) {
+        plan_free(p);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    }
+    for (size_t t = 0; t < nt; t++) p->producer[t] = -1;
+    for (int i = 0; i < m->n_ops; i++) {
+        const nn_op *op = &m->ops[i];
+        p->producer[op->out] = i;
+        p->consumers[op->in]++;
+        if (op->in2 >= 0) p->consumers[op->in2]++;
+        p->act[i] = -1;
+        p->bn_of_add[i][0] = p->bn_of_add[i][1] = -1;
+    }
+    for (int i = 0; i < m->n_ops; i++) {
+        const nn_op *op = &m->ops[i];
+        if (op->kind != NN_MRELU || p->consumers[op->in] != 1) continue;
+        const int j = p->producer[op->in];
+        if (j < 0) continue;
+        if (m->ops[j].kind == NN_BN) {
+            p->act[i] = j;
+            p->stats[j] = 1;
+        } else if (m->ops[j].kind == NN_ADD && m->ops[j].in != m->ops[j].in2) {
+            int bn[2];
+            const int in[2] = {m->ops[j].in, m->ops[j].in2};
+            for (int k = 0; k < 2; k++) {
+                const int pk = p->producer[in[k]];
+                bn[k] = pk >= 0 && m->ops[pk].kind == NN_BN && p->consumers[in[k]] == 1 ? pk : -1;
+            }
+            if (bn[0] < 0 && bn[1] < 0) continue; /* an add of two plain tensors stays an add */
+            if (bn[0] < 0) bn[0] = bn[1], bn[1] = -1; /* [0] is a BN'd operand */
+            p->bn_of_add[j][0] = bn[0];
+            p->bn_of_add[j][1] = bn[1];
+            p->stats[bn[0]] = 1;
+            if (bn[1] >= 0) p->stats[bn[1]] = 1;
+            p->act[i] = -2;
+        }
+    }
+    return SNLVK_OK;
+}
+
+static mrelu_shape mrelu_shape_of(const nn_model *m, const nn_tensor *t)
+{
+    return (mrelu_shape){t->n, t->c, t->h, t->w, m->granularity == NN_CHANNEL};
+}
+
+/* A BN op's input and coefficients for the fused ops: the batch's (train) or running statistics. */
+static bn_norm norm_of(const nn_model *m, const nn_op *bn, int train)
+{
+    return (bn_norm){&m->tensors[bn->in].value, &m->params[bn->param[0]].value, &m->params[bn->param[1]].value,
+                     train ? &bn->save_mean : &m->buffers[bn->buffer[0]].value,
+                     train ? &bn->save_invstd : &m->buffers[bn->buffer[1]].value};
+}
+
+static snlvk_status record_forward(nn_model *m, vk_seq *q, int train, const fuse_plan *fp)
 {
     snlvk_context *ctx = m->ctx;
     for (int i = 0; i < m->n_ops; i++) {
         const nn_op *op = &m->ops[i];
         const nn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
+        if (op->kind == NN_BN && fp->stats[i]) {
+            /* normalised by the fused op that reads it */
+            bn_shape s = bn_shape_of(x);
+            if (train)
+                SNLVK_TRY(op_bn_statistics(q, ctx, &s, &x->value, &m->buffers[op->buffer[0]].value,
+                                           &m->buffers[op->buffer[1]].value, &op->save_mean, &op->save_invstd,
+                                           BN_MOMENTUM, BN_EPS));
+            continue;
+        }
+        if (op->kind == NN_MRELU && fp->act[i] == -2) continue; /* applied by the add */
+        if (op->kind == NN_MRELU && fp->act[i] >= 0) {
+            const nn_op *bn = &m->ops[fp->act[i]];
+            mrelu_shape s = mrelu_shape_of(m, x);
+            bn_norm nb = norm_of(m, bn, train);
+            SNLVK_TRY(op_bn_act_forward(q, ctx, &s, !train, &nb, NULL, NULL, &m->params[op->param[0]].value,
+                                        m->store_relu_inputs ? &x->value : NULL, &y->value, BN_EPS));
+            continue;
+        }
+        if (op->kind == NN_ADD && fp->bn_of_add[i][0] >= 0) {
+            /* the masked ReLU reading the add: the op after the add's output's producer */
+            int a = -1;
+            for (int k = i + 1; k < m->n_ops && a < 0; k++)
+                if (m->ops[k].kind == NN_MRELU && m->ops[k].in == op->out) a = k;
+            if (a < 0) return snlvk_fail(SNLVK_E_INVALID, "internal: a fused add without its masked ReLU");
+            const nn_op *bn0 = &m->ops[fp->bn_of_add[i][0]];
+            const int b1 = fp->bn_of_add[i][1];
+            const int other = bn0->out == op->in ? op->in2 : op->in;
+            mrelu_shape s = mrelu_shape_of(m, y);
+            bn_norm n0 = norm_of(m, bn0, train), n1 = {0};
+            if (b1 >= 0) n1 = norm_of(m, &m->ops[b1], train);
+            SNLVK_TRY(op_bn_act_forward(q, ctx, &s, !train, &n0, b1 >= 0 ? NULL : &m->tensors[other].value,
+                                        b1 >= 0 ? &n1 : NULL, &m->params[m->ops[a].param[0]].value, &y->value,
+                                        &m->tensors[m->ops[a].out].value, BN_EPS));
+            continue;
+        }
         switch (op->kind) {
         case NN_CONV:
             SNLVK_TRY(op_conv2d_forward(q, ctx, &op->conv, &x->value, &m->params[op->param[0]].value, NULL, &y->value,
@@ -495,9 +613,50 @@ snlvk_status nn_record_forward(nn_model *m, vk_seq *q, int train)
     return SNLVK_OK;
 }
 
+snlvk_status nn_record_forward(nn_model *m, vk_seq *q, int train)
+{
+    fuse_plan fp;
+    SNLVK_TRY(plan_make(m, &fp));
+    snlvk_status s = record_forward(m, q, train, &fp);
+    plan_free(&fp);
+    return s;
+}
+
 void nn_model_count_batch(nn_model *m)
 {
     for (int i = 0; i < m->n_bn; i++) m->bn_batches[i]++;
+}
+
+/* Which gradient buffer holds each tensor's gradient (owner[t]'s): an add passes its
+ * output's gradient to an operand unchanged, so where that is safe the operand's gradient
+ * is the output's buffer instead of a copy (below). */
+typedef struct grad_map {
+    int *owner;
+    char *written; /* by owner: a contribution is there (later ones accumulate) */
+} grad_map;
+
+static const vk_buf *G(const nn_model *m, const grad_map *g, int t) { return &m->tensors[g->owner[t]].grad; }
+static float beta_of(const grad_map *g, int t) { return g->written[g->owner[t]] ? 1.0f : 0.0f; }
+
+/* The add at op i: operand u may take the output's gradient buffer when no gradient has
+ * reached u yet and u's other consumers (which accumulate into it later in the backward)
+ * all run before, in the backward, every op that reads the buffer as the add's output
+ * gradient: the producer of the other operand, when that one shares it too. */
+static void add_aliases(const nn_model *m, const fuse_plan *fp, const grad_map *g, int i, int alias[2])
+{
+    const nn_op *op = &m->ops[i];
+    const int in[2] = {op->in, op->in2};
+    int last_other[2]; /* the latest other consumer of each operand (-1: none) */
+    for (int k = 0; k < 2; k++) {
+        alias[k] = op->in != op->in2 && !g->written[g->owner[in[k]]];
+        last_other[k] = -1;
+        for (int j = 0; j < i; j++)
+            if (m->ops[j].in == in[k] || m->ops[j].in2 == in[k]) last_other[k] = j;
+    }
+    for (int k = 0; k < 2; k++) {
+        const int o = 1 - k; /* k's other consumers write the buffer o's producer reads */
+        if (alias[k] && alias[o] && last_other[k] >= 0 && !(fp->producer[in[o]] > last_other[k])) alias[k] = 0;
+    }
 }
 
 snlvk_status nn_record_backward(nn_model *m, vk_seq *q, int frozen_masks, const vk_buf *lambda, uint32_t lambda_index)
@@ -505,52 +664,77 @@ snlvk_status nn_record_backward(nn_model *m, vk_seq *q, int frozen_masks, const 
     snlvk_context *ctx = m->ctx;
     /* A tensor read by two ops (a block input: conv1 and the shortcut) receives two
      * gradient contributions: the first overwrites, the second accumulates. */
-    char *written = calloc((size_t)m->n_tensors, 1);
-    if (!written) return snlvk_fail(SNLVK_E_OOM, "out of host memory");
-    written[m->logits] = 1;
+    fuse_plan fp;
+    SNLVK_TRY(plan_make(m, &fp));
+    grad_map gm = {malloc((size_t)m->n_tensors * sizeof *gm.owner), calloc((size_t)m->n_tensors, 1)};
+    char *skip = calloc((size_t)(m->n_ops ? m->n_ops : 1), 1);
+    if (!gm.owner || !gm.written || !skip) {
+        free(gm.owner), free(gm.written), free(skip);
+        plan_free(&fp);
+        return snlvk_fail(SNLVK_E_OOM, "out of host memory");
+    }
+    for (int t = 0; t < m->n_tensors; t++) gm.owner[t] = t;
+    gm.written[m->logits] = 1;
     snlvk_status s = SNLVK_OK;
     for (int i = m->n_ops - 1; i >= 0 && s == SNLVK_OK; i--) {
         const nn_op *op = &m->ops[i];
         const nn_tensor *x = &m->tensors[op->in], *y = &m->tensors[op->out];
-        if (!written[op->out]) continue; /* no gradient reaches this op */
+        if (skip[i] || !gm.written[gm.owner[op->out]]) continue; /* fused, or no gradient reaches this op */
         int need_dx = op->in != m->input;
-        float beta = written[op->in] ? 1.0f : 0.0f;
+        float beta = beta_of(&gm, op->in);
+        const vk_buf *dx = G(m, &gm, op->in), *dy = G(m, &gm, op->out);
         switch (op->kind) {
         case NN_CONV: {
             nn_param *w = &m->params[op->param[0]];
-            s = op_conv2d_backward_filter(q, ctx, &op->conv, &y->grad, &x->value, &w->grad, &m->conv_workspace, 0.0f,
+            s = op_conv2d_backward_filter(q, ctx, &op->conv, dy, &x->value, &w->grad, &m->conv_workspace, 0.0f,
                                           GEMM_AUTO);
             if (s == SNLVK_OK && need_dx)
-                s = op_conv2d_backward_data(q, ctx, &op->conv, &y->grad, &w->value, &x->grad, &m->conv_workspace,
-                                            beta, GEMM_AUTO);
+                s = op_conv2d_backward_data(q, ctx, &op->conv, dy, &w->value, dx, &m->conv_workspace, beta,
+                                            GEMM_AUTO);
             break;
         }
         case NN_BN: {
             bn_shape bs = bn_shape_of(x);
-            s = op_bn_backward(q, ctx, &bs, &y->grad, &x->value, &m->params[op->param[0]].value, &op->save_mean,
-                               &op->save_invstd, &x->grad, &m->params[op->param[0]].grad,
-                               &m->params[op->param[1]].grad, beta);
+            s = op_bn_backward(q, ctx, &bs, dy, &x->value, &m->params[op->param[0]].value, &op->save_mean,
+                               &op->save_invstd, dx, &m->params[op->param[0]].grad, &m->params[op->param[1]].grad,
+                               beta);
             break;
         }
         case NN_MRELU: {
-            mrelu_shape ms = {x->n, x->c, x->h, x->w, m->granularity == NN_CHANNEL};
+            mrelu_shape ms = mrelu_shape_of(m, x);
+            nn_param *c = &m->params[op->param[0]];
+            if (fp.act[i] >= 0) {
+                /* with its BN: the gradient goes to the BN's input */
+                const int j = fp.act[i];
+                const nn_op *bn = &m->ops[j];
+                bn_norm nb = norm_of(m, bn, 1);
+                s = op_bn_act_backward(q, ctx, &ms, dy, &nb, &c->value, G(m, &gm, bn->in), beta_of(&gm, bn->in),
+                                       &m->params[bn->param[0]].grad, &m->params[bn->param[1]].grad,
+                                       frozen_masks ? NULL : &c->grad, lambda, lambda_index);
+                gm.written[gm.owner[bn->in]] = 1;
+                skip[j] = 1;
+                break;
+            }
             if (beta != 0.0f) {
                 s = snlvk_fail(SNLVK_E_INVALID, "internal: masked ReLU input with two consumers");
                 break;
             }
-            nn_param *c = &m->params[op->param[0]];
-            s = op_masked_relu_backward(q, ctx, &ms, &y->grad, &x->value, &c->value, &x->grad,
-                                        frozen_masks ? NULL : &c->grad, lambda, lambda_index);
+            s = op_masked_relu_backward(q, ctx, &ms, dy, &x->value, &c->value, dx, frozen_masks ? NULL : &c->grad,
+                                        lambda, lambda_index);
             break;
         }
         case NN_ADD: {
             uint32_t n = x->n * x->c * x->h * x->w;
-            const nn_tensor *x2 = &m->tensors[op->in2];
-            s = op_axpby(q, ctx, &y->grad, &x->grad, &x->grad, n, 1.0f, beta);
-            if (s == SNLVK_OK) {
-                float beta2 = written[op->in2] ? 1.0f : 0.0f;
-                s = op_axpby(q, ctx, &y->grad, &x2->grad, &x2->grad, n, 1.0f, beta2);
-                written[op->in2] = 1;
+            int alias[2];
+            add_aliases(m, &fp, &gm, i, alias);
+            const int in[2] = {op->in, op->in2};
+            for (int k = 0; k < 2 && s == SNLVK_OK; k++) {
+                if (alias[k]) {
+                    gm.owner[in[k]] = gm.owner[op->out];
+                    continue;
+                }
+                s = op_axpby(q, ctx, dy, G(m, &gm, in[k]), G(m, &gm, in[k]), n, 1.0f, beta_of(&gm, in[k]));
+                gm.written[gm.owner[in[k]]] = 1;
             }
             break;
         }
@@ -560,29 +744,30 @@ snlvk_status nn_record_backward(nn_model *m, vk_seq *q, int frozen_masks, const 
                 s = snlvk_fail(SNLVK_E_INVALID, "internal: pooled tensor with two consumers");
                 break;
             }
-            s = op_avgpool_backward(q, ctx, &ps, &y->grad, &x->grad);
+            s = op_avgpool_backward(q, ctx, &ps, dy, dx);
             break;
         }
         case NN_LINEAR: {
             uint32_t in_f = x->c * x->h * x->w;
             nn_param *w = &m->params[op->param[0]], *b = &m->params[op->param[1]];
             /* dW[O,I] = dY^T X ; db = column sums of dY ; dX = dY W */
-            gemm_args gw = {.a = &y->grad, .b = &x->value, .c = &w->grad, .m = y->c, .n = in_f, .k = x->n,
+            gemm_args gw = {.a = dy, .b = &x->value, .c = &w->grad, .m = y->c, .n = in_f, .k = x->n,
                             .trans_a = 1, .alpha = 1.0f};
             s = op_gemm(q, ctx, &gw);
             bn_shape cs = {y->n, y->c, 1, 1};
-            if (s == SNLVK_OK) s = op_channel_sum(q, ctx, &cs, &y->grad, &b->grad, 0.0f);
+            if (s == SNLVK_OK) s = op_channel_sum(q, ctx, &cs, dy, &b->grad, 0.0f);
             if (s == SNLVK_OK && need_dx) {
-                gemm_args gx = {.a = &y->grad, .b = &w->value, .c = &x->grad, .m = x->n, .n = in_f, .k = y->c,
+                gemm_args gx = {.a = dy, .b = &w->value, .c = dx, .m = x->n, .n = in_f, .k = y->c,
                                 .alpha = 1.0f, .beta = beta};
                 s = op_gemm(q, ctx, &gx);
             }
             break;
         }
         }
-        written[op->in] = 1;
+        gm.written[gm.owner[op->in]] = 1;
     }
-    free(written);
+    free(gm.owner), free(gm.written), free(skip);
+    plan_free(&fp);
     return s;
 }
 

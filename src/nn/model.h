@@ -74,6 +74,11 @@ typedef struct nn_model {
     int input, logits;     /* tensor indices */
     vk_buf conv_workspace; /* the convolutions' scratch (conv_workspace_bytes) */
     vk_buf lambda;         /* one float: the SNL lambda read by the mask gradient */
+    /* The recorded passes fuse batch norm with the masked ReLU after it (ops/bn_act.h), so
+     * a masked ReLU's input is not stored where its backward recomputes it (after a batch
+     * norm alone; the input after a residual add is stored). Set before recording to store
+     * every masked ReLU's input (tests read them). */
+    int store_relu_inputs;
 } nn_model;
 
 /* The architectures: "resnet18", "resnet34", "resnet8-mini", "wrn22-8" (the reference's

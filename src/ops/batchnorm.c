@@ -127,9 +127,26 @@ snlvk_status op_bn_forward_train(vk_seq *q, snlvk_context *ctx, const bn_shape *
         SNLVK_TRY(need(running_mean, s->c, "running_mean"));
         SNLVK_TRY(need(running_var, s->c, "running_var"));
     }
-    bn_reduce_push p = {s->n, s->c, s->h * s->w, running_mean ? 1u : 0u, 0.0f, momentum, eps};
-    SNLVK_TRY(reduce(q, ctx, s, 2, x, NULL, save_mean, save_invstd, running_mean, running_var, &p));
+    SNLVK_TRY(op_bn_statistics(q, ctx, s, x, running_mean, running_var, save_mean, save_invstd, momentum, eps));
     return forward(q, ctx, s, 0, x, gamma, beta, save_mean, save_invstd, y, eps);
+}
+
+snlvk_status op_bn_statistics(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                              const vk_buf *running_mean, const vk_buf *running_var, const vk_buf *save_mean,
+                              const vk_buf *save_invstd, float momentum, float eps)
+{
+    SNLVK_TRY(bn_check(s));
+    SNLVK_TRY(need(x, (uint64_t)s->n * s->c * s->h * s->w, "x"));
+    SNLVK_TRY(need(save_mean, s->c, "save_mean"));
+    SNLVK_TRY(need(save_invstd, s->c, "save_invstd"));
+    if (!running_mean != !running_var)
+        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: running_mean and running_var go together");
+    if (running_mean) {
+        SNLVK_TRY(need(running_mean, s->c, "running_mean"));
+        SNLVK_TRY(need(running_var, s->c, "running_var"));
+    }
+    bn_reduce_push p = {s->n, s->c, s->h * s->w, running_mean ? 1u : 0u, 0.0f, momentum, eps};
+    return reduce(q, ctx, s, 2, x, NULL, save_mean, save_invstd, running_mean, running_var, &p);
 }
 
 snlvk_status op_bn_forward_eval(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,

@@ -28,6 +28,13 @@ snlvk_status op_bn_forward_train(vk_seq *q, snlvk_context *ctx, const bn_shape *
                                  const vk_buf *running_var, const vk_buf *y, const vk_buf *save_mean,
                                  const vk_buf *save_invstd, float momentum, float eps);
 
+/* The statistics half of the training forward (its first dispatch): save_mean,
+ * save_invstd and the running statistics' update, no y. The fused ops (bn_act.h) then
+ * normalise. */
+snlvk_status op_bn_statistics(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
+                              const vk_buf *running_mean, const vk_buf *running_var, const vk_buf *save_mean,
+                              const vk_buf *save_invstd, float momentum, float eps);
+
 /* Eval forward: y = (x - running_mean) / sqrt(running_var + eps) * gamma + beta. */
 snlvk_status op_bn_forward_eval(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x,
                                 const vk_buf *gamma, const vk_buf *beta, const vk_buf *running_mean,

@@ -1,0 +1,4 @@
+#version 450
+#extension GL_GOOGLE_include_directive : require
+#define VEC4 1
+#include "bn_act_backward.glsl"

@@ -1,0 +1,127 @@
+#include "ops/bn_act.h"
+
+static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
+{
+    return vk_buf_need(b, floats * 4, "bn+masked relu", what);
+}
+
+static int vec4_planes(const mrelu_shape *s) { return (s->h * s->w) % 4 == 0; }
+
+static snlvk_status check_norm(const mrelu_shape *s, const bn_norm *b, const char *what)
+{
+    if (!b || !b->x || !b->gamma || !b->beta || !b->mean || !b->scale)
+        return snlvk_fail(SNLVK_E_INVALID, "bn+masked relu: %s needs x, gamma, beta, mean and scale", what);
+    SNLVK_TRY(need(b->x, (uint64_t)s->n * s->c * s->h * s->w, "x"));
+    SNLVK_TRY(need(b->gamma, s->c, "gamma"));
+    SNLVK_TRY(need(b->beta, s->c, "beta"));
+    SNLVK_TRY(need(b->mean, s->c, "mean"));
+    return need(b->scale, s->c, "scale");
+}
+
+/* The elementwise grid of bn_forward: x strides over a plane (in vec4s when whole vec4s),
+ * y = channel, z strides over the batch, about 4096 workgroups; z_max caps z. */
+typedef struct plane_grid {
+    uint32_t wg, gx, gz, units;
+} plane_grid;
+
+static snlvk_status grid_for(const snlvk_context *ctx, const mrelu_shape *s, uint32_t z_max, plane_grid *g)
+{
+    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[1])
+        return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %u channels exceed the workgroup-count limit", s->c);
+    uint32_t hw = vec4_planes(s) ? s->h * s->w / 4 : s->h * s->w, wg = 16;
+    while (wg < hw && wg < 256) wg *= 2;
+    g->units = hw;
+    g->wg = wg;
+    g->gx = vk_div_up(hw, wg);
+    if (g->gx > 1024) g->gx = 1024;
+    uint64_t per_z = (uint64_t)g->gx * s->c;
+    g->gz = per_z >= 4096 ? 1 : (uint32_t)(4096 / per_z);
+    if (g->gz > s->n) g->gz = s->n;
+    if (g->gz > z_max) g->gz = z_max;
+    return SNLVK_OK;
+}
+
+snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape *s, int eval, const bn_norm *bn,
+                               const vk_buf *res, const bn_norm *res_bn, const vk_buf *mask, const vk_buf *t_out,
+                               const vk_buf *y, float eps)
+{
+    SNLVK_TRY(mrelu_check(s));
+    const uint64_t total = (uint64_t)s->n * s->c * s->h * s->w;
+    SNLVK_TRY(check_norm(s, bn, "the batch norm"));
+    if (res && res_bn) return snlvk_fail(SNLVK_E_INVALID, "bn+masked relu: a shortcut with and without batch norm");
+    if (res) SNLVK_TRY(need(res, total, "res"));
+    if (res_bn) SNLVK_TRY(check_norm(s, res_bn, "the shortcut's batch norm"));
+    SNLVK_TRY(need(mask, mrelu_mask_size(s), "mask"));
+    if (t_out) SNLVK_TRY(need(t_out, total, "t"));
+    SNLVK_TRY(need(y, total, "y"));
+    plane_grid g;
+    SNLVK_TRY(grid_for(ctx, s, UINT32_MAX, &g));
+    const int v4 = vec4_planes(s);
+    struct { uint32_t n, c, hw; float eps; } p = {s->n, s->c, g.units, eps};
+    const uint32_t res_mode = res ? 1u : res_bn ? 2u : 0u;
+    vk_pipeline_desc d = {.shader = v4 ? "bn_act_forward4" : "bn_act_forward",
+                          .bindings = v4 ? "IttttIttttIss" : "ittttittttiss", .push_size = sizeof p, .n_spec = 4,
+                          .spec = {eval ? 1u : 0u, s->channel_mask ? 1u : 0u, res_mode, t_out ? 1u : 0u},
+                          .local_size = {g.wg, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    const bn_norm *r = res_bn ? res_bn : bn; /* unused bindings take the main norm's buffers */
+    vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
+                            vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
+                            vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
+                            vk_bind(y)};
+    return vk_seq_dispatch(q, pipe, binds, 13, &p, g.gx, s->c, g.gz);
+}
+
+snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape *s, const vk_buf *dy,
+                                const bn_norm *bn, const vk_buf *mask, const vk_buf *dx, float beta_dx,
+                                const vk_buf *dgamma, const vk_buf *dbeta, const vk_buf *dc, const vk_buf *lambda,
+                                uint32_t lambda_index)
+{
+    SNLVK_TRY(mrelu_check(s));
+    const uint64_t total = (uint64_t)s->n * s->c * s->h * s->w;
+    SNLVK_TRY(check_norm(s, bn, "the batch norm"));
+    SNLVK_TRY(need(dy, total, "dy"));
+    SNLVK_TRY(need(dx, total, "dx"));
+    SNLVK_TRY(need(mask, mrelu_mask_size(s), "mask"));
+    SNLVK_TRY(need(dgamma, s->c, "dgamma"));
+    SNLVK_TRY(need(dbeta, s->c, "dbeta"));
+    if (dc) SNLVK_TRY(need(dc, mrelu_mask_size(s), "dc"));
+    if (lambda && dc) SNLVK_TRY(need(lambda, (uint64_t)lambda_index + 1, "lambda"));
+    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[0])
+        return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %u channels exceed the workgroup-count limit", s->c);
+    const int v4 = vec4_planes(s);
+    const uint32_t has_lambda = lambda && dc ? 1u : 0u;
+    const vk_buf *lam = has_lambda ? lambda : bn->mean;
+    /* the sums: a workgroup per channel, sized as bn_reduce's */
+    const uint32_t units = v4 ? s->h * s->w / 4 : s->h * s->w;
+    uint32_t wg = 256;
+    if (vk_is_cpu(ctx))
+        while (wg > 16 && (uint64_t)s->n * units < (uint64_t)wg * 128) wg /= 2;
+    const uint32_t chan_dc = dc && s->channel_mask;
+    struct { uint32_t n, c, units, lambda_index, has_lambda; } rp = {s->n, s->c, units, lambda_index, has_lambda};
+    vk_pipeline_desc rd = {.shader = v4 ? "bn_act_reduce4" : "bn_act_reduce", .bindings = v4 ? "IIIttttssss" : "iiittttssss",
+                           .push_size = sizeof rp, .n_spec = 2, .spec = {s->channel_mask ? 1u : 0u, chan_dc},
+                           .local_size = {wg, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &rd, &pipe));
+    vk_binding rb[11] = {vk_bind(dy),       vk_bind(bn->x),   vk_bind(mask),    vk_bind(bn->gamma),
+                         vk_bind(bn->beta), vk_bind(bn->mean), vk_bind(bn->scale), vk_bind(lam),
+                         vk_bind(dgamma),   vk_bind(dbeta),   vk_bind(chan_dc ? dc : dgamma)};
+    SNLVK_TRY(vk_seq_dispatch(q, pipe, rb, 11, &rp, s->c, 1, 1));
+
+    /* dx; a trained pixel mask's gradient in the same pass (one workgroup row over the batch) */
+    const uint32_t pix_dc = dc && !s->channel_mask;
+    plane_grid g;
+    SNLVK_TRY(grid_for(ctx, s, pix_dc ? 1u : UINT32_MAX, &g));
+    struct { uint32_t n, c, hw; float inv_count, beta; uint32_t lambda_index, has_lambda; } p = {
+        s->n, s->c, g.units, (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx, lambda_index, has_lambda};
+    vk_pipeline_desc d = {.shader = v4 ? "bn_act_backward4" : "bn_act_backward",
+                          .bindings = v4 ? "IIIttttttsss" : "iiittttttsss", .push_size = sizeof p, .n_spec = 3,
+                          .spec = {beta_dx != 0.0f, s->channel_mask ? 1u : 0u, pix_dc}, .local_size = {g.wg, 1, 1}};
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding b[12] = {vk_bind(dy),        vk_bind(bn->x),     vk_bind(mask),  vk_bind(bn->gamma),
+                        vk_bind(bn->beta),  vk_bind(bn->mean),  vk_bind(bn->scale), vk_bind(dgamma),
+                        vk_bind(dbeta),     vk_bind(lam),       vk_bind(dx),    vk_bind(pix_dc ? dc : dx)};
+    return vk_seq_dispatch(q, pipe, b, 12, &p, g.gx, s->c, g.gz);
+}
