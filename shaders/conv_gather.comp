@@ -13,13 +13,13 @@
 // MODE 2, backward filter: an invocation computes TM output channels x the KS * KS taps of
 // one input channel, a step one run of dy (A, four floats) against x's taps at that run.
 // MODE 3, backward data (dx's height and width even): the transposed convolution of dy,
-// an invocation two rows of dx, 2a and 2a + 1, at four columns 4b .. 4b + 3, summing only
+// an invocation two rows of dx, 2a and 2a + 1, at CB columns (4 or 8) from CB b, summing only
 // the taps that reach them (as conv_texel's UP2): with a 3x3 kernel the even row takes
 // kernel row 1 and dy's row a, the odd row kernel rows 0 and 2 with dy's rows a + 1 and a;
-// columns 4b and 4b + 2 take the middle tap, 4b + 1 and 4b + 3 the outer two, from dy's
-// columns 2b .. 2b + 2 (six gathers an output channel of dy for 18 multiply-adds of each
-// of the TM rows). A holds conv_taps4's flipped weights (rows the channels of dx). With a
-// 1x1 kernel only even rows and columns receive dy (two gathers), A is w as it is.
+// even columns take the middle tap, odd ones the outer two, from dy's columns CB b / 2 ..
+// CB b / 2 + CB / 2 (with CB 4, six gathers an output channel of dy for 18 multiply-adds of
+// each of the TM rows). A holds conv_taps4's flipped weights (rows the channels of dx).
+// With a 1x1 kernel only even rows and columns receive dy, A is w as it is.
 #extension GL_KHR_shader_subgroup_shuffle : enable
 #include "common.glsl"
 
@@ -29,6 +29,7 @@ layout(constant_id = 2) const uint MODE = 0;
 layout(constant_id = 3) const uint KS = 3;       // 3 (padding 1) or 1 (padding 0)
 layout(constant_id = 4) const bool ACC = false;  // beta != 0: out = result + beta * out
 layout(constant_id = 5) const bool OUT4 = false; // the output's rows (MODE 3) or planes (MODE 0) whole vec4s
+layout(constant_id = 6) const uint CB = 4;       // MODE 3: dx's columns an invocation, 4 or 8
 
 #ifdef GATHER_A4
 layout(binding = 0, rgba32f) uniform readonly imageBuffer A; // conv_taps4's weights
@@ -66,11 +67,11 @@ void taps(uint plane, int hp[4], int wp[4], out vec4 xs[9])
     [[unroll]] for (uint i = KS * KS; i < 9u; i++) xs[i] = vec4(0.0);
 }
 
-// MODE 3: the four columns of one row of dx from a kernel row t (flipped: t.x the tap
-// s = 2) and dy's columns 2b .. 2b + 2 of one row.
-vec4 cols(vec4 t, float d[3])
+// MODE 3: column x of one row of dx from a kernel row t (flipped: t.x the tap s = 2) and
+// dy's columns from the invocation's first, d[i] (even x: the middle tap; odd: the outer two).
+float col(vec4 t, float d[5], uint x)
 {
-    return vec4(t.y * d[0], fma(t.z, d[1], t.x * d[0]), t.y * d[1], fma(t.z, d[2], t.x * d[1]));
+    return x % 2u == 0u ? t.y * d[x / 2u] : fma(t.z, d[(x + 1u) / 2u], t.x * d[(x - 1u) / 2u]);
 }
 
 void main()
@@ -182,9 +183,9 @@ void main()
         }
         return;
     }
-    // MODE 3: dx rows 2a, 2a + 1 and columns 4b .. 4b + 3 of image n, its channels
+    // MODE 3: dx rows 2a, 2a + 1 and columns CB b .. CB b + CB - 1 of image n, its channels
     // c0 .. c0 + TM - 1
-    const uint WB = (p.W + 3u) / 4u, HA = p.H / 2u, NC = p.N * HA * WB;
+    const uint WB = (p.W + CB - 1u) / CB, HA = p.H / 2u, NC = p.N * HA * WB;
     const uint g = min(gl_GlobalInvocationID.x, NC - 1u);
     const uint n = g / (HA * WB), a = g / WB % HA, b = g % WB, c0 = gl_GlobalInvocationID.y * TM;
     uint own[NA]; // this lane's row: conv_taps4's flipped taps (dx's channel), or its column of w
@@ -192,14 +193,15 @@ void main()
         const uint cc = min(c0 + t * SG + lane, p.C - 1u);
         own[t] = KS == 3u ? cc * p.K * 3u : cc;
     }
-    float ev[TM * 4u], od[TM * 4u]; // rows 2a and 2a + 1
-    [[unroll]] for (uint i = 0; i < TM * 4u; i++) ev[i] = od[i] = 0.0;
+    float ev[TM * CB], od[TM * CB]; // rows 2a and 2a + 1
+    [[unroll]] for (uint i = 0; i < TM * CB; i++) ev[i] = od[i] = 0.0;
     for (uint k = 0; k < p.K; k++) {
         const uint plane = (n * p.K + k) * PQ;
-        float d0[3], d1[3]; // dy's rows a and a + 1 at columns 2b .. 2b + 2
-        [[unroll]] for (uint i = 0; i < 3u; i++) {
-            d0[i] = KS == 3u || i < 2u ? at(plane, int(a), int(2u * b + i), p.P, p.Q) : 0.0;
-            d1[i] = KS == 3u ? at(plane, int(a) + 1, int(2u * b + i), p.P, p.Q) : 0.0;
+        float d0[5], d1[5]; // dy's rows a and a + 1 at columns CB b / 2 .. CB b / 2 + CB / 2
+        [[unroll]] for (uint i = 0; i < 5u; i++) {
+            const int q = int(CB / 2u * b + i);
+            d0[i] = i <= CB / 2u && (KS == 3u || i < CB / 2u) ? at(plane, int(a), q, p.P, p.Q) : 0.0;
+            d1[i] = i <= CB / 2u && KS == 3u ? at(plane, int(a) + 1, q, p.P, p.Q) : 0.0;
         }
         vec4 t3[3][NA];
         [[unroll]] for (uint r = 0; r < KS; r++)
@@ -209,15 +211,13 @@ void main()
             if (KS == 3u) {
                 const vec4 t0 = subgroupShuffle(t3[0][m / SG], m % SG), t1 = subgroupShuffle(t3[1][m / SG], m % SG),
                            t2 = subgroupShuffle(t3[2][m / SG], m % SG);
-                const vec4 e = cols(t1, d0), o = cols(t2, d1) + cols(t0, d0);
-                [[unroll]] for (uint x = 0; x < 4u; x++) {
-                    ev[4u * m + x] += e[x];
-                    od[4u * m + x] += o[x];
+                [[unroll]] for (uint x = 0; x < CB; x++) {
+                    ev[CB * m + x] += col(t1, d0, x);
+                    od[CB * m + x] += col(t2, d1, x) + col(t0, d0, x);
                 }
             } else {
                 const float w1 = subgroupShuffle(t3[0][m / SG].x, m % SG);
-                ev[4u * m] = fma(w1, d0[0], ev[4u * m]);
-                ev[4u * m + 2u] = fma(w1, d0[1], ev[4u * m + 2u]);
+                [[unroll]] for (uint x = 0; x < CB; x += 2u) ev[CB * m + x] = fma(w1, d0[x / 2u], ev[CB * m + x]);
             }
         }
     }
@@ -225,17 +225,19 @@ void main()
     [[unroll]] for (uint m = 0; m < TM; m++) {
         const uint cc = c0 + m;
         if (cc >= p.C) break;
-        [[unroll]] for (uint h = 0; h < 2u; h++) {
-            const uint o = ((n * p.C + cc) * p.H + 2u * a + h) * p.W + 4u * b;
-            vec4 val = h == 0u ? vec4(ev[4u * m], ev[4u * m + 1u], ev[4u * m + 2u], ev[4u * m + 3u])
-                               : vec4(od[4u * m], od[4u * m + 1u], od[4u * m + 2u], od[4u * m + 3u]);
+        [[unroll]] for (uint h = 0; h < 2u; h++)
+            [[unroll]] for (uint v4 = 0; v4 < CB; v4 += 4u) {
+            const uint o = ((n * p.C + cc) * p.H + 2u * a + h) * p.W + CB * b + v4, e = CB * m + v4;
+            vec4 val = h == 0u ? vec4(ev[e], ev[e + 1u], ev[e + 2u], ev[e + 3u])
+                               : vec4(od[e], od[e + 1u], od[e + 2u], od[e + 3u]);
             if (OUT4) {
+                if (CB * b + v4 >= p.W) break;
                 if (ACC) val += p.beta * O[o / 4u];
                 O[o / 4u] = val;
                 continue;
             }
             [[unroll]] for (uint x = 0; x < 4u; x++) {
-                if (4u * b + x >= p.W) break;
+                if (CB * b + v4 + x >= p.W) break;
                 float v = val[x];
                 if (ACC) v += p.beta * O[(o + x) / 4u][(o + x) % 4u];
                 O[(o + x) / 4u][(o + x) % 4u] = v;

@@ -452,8 +452,20 @@ static snlvk_status conv_flat_filter(vk_seq *q, snlvk_context *ctx, const conv_s
  * of 14 floats, the 1x1 shortcuts from rows of 28 and 14, the backward data from dy rows
  * that are not whole vec4s) read x and dy as they lie, each position's inputs gathered by
  * its coordinates: no pack. The backward data is the transposed convolution summing only
- * the taps that reach each position (as UP2), dx's height and width even. */
+ * the taps that reach each position (as UP2), dx's height and width even. resnet8-mini at
+ * batch 128, three interleaved runs on a loaded machine (median / best ms, packed ->
+ * gathered): 3x3 backward data from 28x28 31.0 / 22.1 -> 15.8 / 11.2, from 14x14 29.4 /
+ * 22.0 -> 4.3 / 4.3; 3x3 from 14x14 forward 11.8 / 10.8 -> 8.1 / 4.4, backward filter
+ * 17.8 / 13.2 -> 12.0 / 7.9; 1x1 from 28x28 forward 19.3 / 6.7 -> 6.8 / 1.7, backward
+ * data 21.9 / 20.2 -> 5.5 / 1.8, backward filter 23.9 / 14.3 -> 1.1 / 1.1; 1x1 from 14x14
+ * 5.8 / 3.3 -> 1.4 / 1.4, 6.4 / 6.0 -> 2.4 / 2.0, 10.2 / 6.2 -> 1.1 / 0.9. */
 enum { GATHER_TM = 16 };
+
+/* The backward data's columns of dx an invocation: eight where dx's rows are not whole
+ * vec4s, else four (interleaved at batch 128, quiet machine, median / best ms, 4 -> 8:
+ * 32->64 from 14x14 4.5 / 4.3 -> 3.8 / 3.6, the 1x1 1.9 / 1.8 -> 1.9 / 1.6; 16->32 from
+ * 28x28 4.4 / 4.2 -> 4.9 / 4.5, the 1x1 1.8 / 1.8 -> 1.9 / 1.7). */
+static uint32_t gather_cols(const conv_shape *s) { return s->w % 4 ? 8 : 4; }
 
 static int conv_gather(const snlvk_context *ctx, const conv_shape *s)
 {
@@ -480,15 +492,15 @@ static snlvk_status conv_gather_run(vk_seq *q, snlvk_context *ctx, const conv_sh
     const uint32_t out4 = mode == 0 ? P * Q % 4 == 0 : mode == 3 ? s->w % 4 == 0 : 0;
     const int a4 = ks == 3 && mode != 2;
     vk_pipeline_desc d = {.shader = a4 ? "conv_gather4" : "conv_gather", .bindings = a4 ? "Iits" : "iits",
-                          .push_size = sizeof gp, .n_spec = 6,
-                          .spec = {GATHER_TM, ctx->info.subgroup_size, mode, ks, beta != 0.0f, out4},
+                          .push_size = sizeof gp, .n_spec = 7,
+                          .spec = {GATHER_TM, ctx->info.subgroup_size, mode, ks, beta != 0.0f, out4, gather_cols(s)},
                           .local_size = {TEXEL_LX, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
     vk_binding binds[4] = {ba, vk_bind(b), vk_bind(bias ? bias : a), vk_bind(out)};
     const uint64_t cols = mode == 0 ? (uint64_t)s->n * ((P * Q + 3) / 4)
                         : mode == 2 ? s->c
-                                    : (uint64_t)s->n * (s->h / 2) * ((s->w + 3) / 4);
+                                    : (uint64_t)s->n * (s->h / 2) * ((s->w + gather_cols(s) - 1) / gather_cols(s));
     const uint32_t rows = mode == 3 ? s->c : s->k;
     return vk_seq_dispatch(q, pipe, binds, 4, &gp, vk_div_up(cols, TEXEL_LX), vk_div_up(rows, GATHER_TM), 1);
 }
