@@ -51,6 +51,13 @@ static const shape shapes[] = {
     /* one input channel (the stem): the backward filter's image slices, one per image, with
      * an output-channel tail past 16, and with a plane that is not whole rows of vec4s */
     {3, 1, 12, 12, 16, 3, 1, 1}, {5, 1, 6, 14, 20, 3, 1, 1},
+    /* stride 2 gathered a float at a time (conv_gather): 3x3 from rows of 14 (output plane
+     * not whole vec4s, output-channel tail past 16; the backward data's dx channels past
+     * 16), from rows of 28 (the backward data's rows whole vec4s; the filter's output
+     * plane not), the 1x1 shortcut from rows of 14 and 28 (C not a multiple of four, dx
+     * channels past 16), and with the odd 7x7 and 9x7 shapes above (forward and filter) */
+    {2, 6, 14, 14, 17, 3, 2, 1}, {2, 18, 14, 14, 5, 3, 2, 1}, {2, 5, 10, 28, 17, 3, 2, 1},
+    {2, 6, 14, 14, 17, 1, 2, 0}, {2, 18, 12, 28, 5, 1, 2, 0},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

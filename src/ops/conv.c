@@ -447,6 +447,64 @@ static snlvk_status conv_flat_filter(vk_seq *q, snlvk_context *ctx, const conv_s
     return vk_seq_dispatch(q, pipe, binds, 4, &fp, vk_div_up(s->c, TEXEL_LX), vk_div_up(s->k, FLAT_TM), 1);
 }
 
+/* ---- stride 2 from planes read a float at a time (conv_gather.comp) ----
+ * The stride-2 shapes neither DIRECT nor conv_flat take (3x3 at padding 1 from input rows
+ * of 14 floats, the 1x1 shortcuts from rows of 28 and 14, the backward data from dy rows
+ * that are not whole vec4s) read x and dy as they lie, each position's inputs gathered by
+ * its coordinates: no pack. The backward data is the transposed convolution summing only
+ * the taps that reach each position (as UP2), dx's height and width even. resnet8-mini at
+ * batch 128, three interleaved runs on a loaded machine (median / best ms, packed ->
+ * gathered): 3x3 backward data from 28x28 31.0 / 22.1 -> 15.8 / 11.2, from 14x14 29.4 /
+ * 22.0 -> 4.3 / 4.3; 3x3 from 14x14 forward 11.8 / 10.8 -> 8.1 / 4.4, backward filter
+ * 17.8 / 13.2 -> 12.0 / 7.9; 1x1 from 28x28 forward 19.3 / 6.7 -> 6.8 / 1.7, backward
+ * data 21.9 / 20.2 -> 5.5 / 1.8, backward filter 23.9 / 14.3 -> 1.1 / 1.1; 1x1 from 14x14
+ * 5.8 / 3.3 -> 1.4 / 1.4, 6.4 / 6.0 -> 2.4 / 2.0, 10.2 / 6.2 -> 1.1 / 0.9. */
+enum { GATHER_TM = 16 };
+
+/* The backward data's columns of dx an invocation: eight where dx's rows are not whole
+ * vec4s, else four (interleaved at batch 128, quiet machine, median / best ms, 4 -> 8:
+ * 32->64 from 14x14 4.5 / 4.3 -> 3.8 / 3.6, the 1x1 1.9 / 1.8 -> 1.9 / 1.6; 16->32 from
+ * 28x28 4.4 / 4.2 -> 4.9 / 4.5, the 1x1 1.8 / 1.8 -> 1.9 / 1.7). */
+static uint32_t gather_cols(const conv_shape *s) { return s->w % 4 ? 8 : 4; }
+
+static int conv_gather(const snlvk_context *ctx, const conv_shape *s)
+{
+    if (s->stride != 2 || !share_rows(ctx, GATHER_TM)) return 0;
+    return (s->ksize == 3 && s->pad == 1) || (s->ksize == 1 && s->pad == 0);
+}
+
+/* mode 0: a = w, b = x; mode 2: a = dy, b = x; mode 3: a = w, b = dy. */
+static snlvk_status conv_gather_run(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode,
+                                    const vk_buf *a, const vk_buf *b, const vk_buf *bias, const vk_buf *out,
+                                    const vk_buf *ws, float beta)
+{
+    SNLVK_TRY(conv_check(s));
+    if (mode == 3 && (s->h % 2 || s->w % 2)) return snlvk_fail(SNLVK_E_INVALID, "internal: conv_gather dx not even");
+    const uint32_t P = conv_out_h(s), Q = conv_out_w(s), ks = s->ksize;
+    vk_binding ba = vk_bind(a);
+    if (ks == 3 && mode != 2) {
+        /* conv_taps4's weights: the forward's, or the transposed shape's flipped ones */
+        const conv_shape t = {s->n, s->k, P, Q, s->c, 3, 1, 1};
+        SNLVK_TRY(conv_taps(q, ctx, mode == 3 ? &t : s, mode == 3, a, ws, &ba));
+    }
+    struct { uint32_t n, c, h, w, k, has_bias; float beta; uint32_t p, q; } gp = {
+        s->n, s->c, s->h, s->w, s->k, bias != NULL, beta, P, Q};
+    const uint32_t out4 = mode == 0 ? P * Q % 4 == 0 : mode == 3 ? s->w % 4 == 0 : 0;
+    const int a4 = ks == 3 && mode != 2;
+    vk_pipeline_desc d = {.shader = a4 ? "conv_gather4" : "conv_gather", .bindings = a4 ? "Iits" : "iits",
+                          .push_size = sizeof gp, .n_spec = 7,
+                          .spec = {GATHER_TM, ctx->info.subgroup_size, mode, ks, beta != 0.0f, out4, gather_cols(s)},
+                          .local_size = {TEXEL_LX, 1, 1}};
+    const vk_pipeline *pipe;
+    SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+    vk_binding binds[4] = {ba, vk_bind(b), vk_bind(bias ? bias : a), vk_bind(out)};
+    const uint64_t cols = mode == 0 ? (uint64_t)s->n * ((P * Q + 3) / 4)
+                        : mode == 2 ? s->c
+                                    : (uint64_t)s->n * (s->h / 2) * ((s->w + gather_cols(s) - 1) / gather_cols(s));
+    const uint32_t rows = mode == 3 ? s->c : s->k;
+    return vk_seq_dispatch(q, pipe, binds, 4, &gp, vk_div_up(cols, TEXEL_LX), vk_div_up(rows, GATHER_TM), 1);
+}
+
 static snlvk_status conv_dispatch(vk_seq *q, snlvk_context *ctx, const conv_shape *s, uint32_t mode, const vk_buf *a,
                                   const vk_buf *b, const vk_buf *bias, const vk_buf *out, float beta, gemm_variant v)
 {
@@ -520,6 +578,7 @@ snlvk_status op_conv2d_forward(vk_seq *q, snlvk_context *ctx, const conv_shape *
         if (conv_direct_forward(ctx, s))
             return conv_direct_run(q, ctx, s, DIRECT_NONE, w, x, bias, y, workspace, 0.0f);
         if (conv_flat(ctx, s)) return conv_flat_forward(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
+        if (conv_gather(ctx, s)) return conv_gather_run(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
         return conv_packed(q, ctx, s, 0, w, x, bias, y, workspace, 0.0f);
     }
     return conv_dispatch(q, ctx, s, 0, w, x, bias, y, 0.0f, v);
@@ -564,6 +623,8 @@ snlvk_status op_conv2d_backward_data(vk_seq *q, snlvk_context *ctx, const conv_s
         return conv_dispatch_push(q, ctx, &t, 0, vk_bind(w), vk_bind(dy), NULL, dx, &p, GEMM_TEXEL, 1,
                                   DIRECT_ON | DIRECT_RAW | DIRECT_FLIP | DIRECT_UP2 | DIRECT_K1);
     }
+    if (conv_gather(ctx, s) && s->h % 2 == 0 && s->w % 2 == 0 && use_packed(ctx, v, workspace))
+        return conv_gather_run(q, ctx, s, 3, w, dy, NULL, dx, workspace, beta);
     if (s->stride > 1 || use_packed(ctx, v, workspace))
         return conv_backward_data_phases(q, ctx, s, dy, w, dx, workspace, beta, v);
     if (s->pad >= s->ksize || !workspace) return conv_dispatch(q, ctx, s, 1, w, dy, NULL, dx, beta, v);
@@ -590,6 +651,8 @@ snlvk_status op_conv2d_backward_filter(vk_seq *q, snlvk_context *ctx, const conv
         if ((direct == DIRECT_NONE && conv_flat(ctx, s) && (s->stride == 1 || conv_out_h(s) * conv_out_w(s) % 4 == 0)) ||
             (flat_slices(s) && share_rows(ctx, FLAT_TM)))
             return conv_flat_filter(q, ctx, s, dy, x, dw, workspace, beta);
+        if (direct == DIRECT_NONE && conv_gather(ctx, s))
+            return conv_gather_run(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
         if (direct == DIRECT_NONE) return conv_packed(q, ctx, s, 2, dy, x, NULL, dw, workspace, beta);
         SNLVK_TRY(conv_check(s));
         conv_push p = push_of(s, 0, beta);
