@@ -122,7 +122,10 @@ def main():
     ap.add_argument("--data-limit", type=int, default=20000, help="the first N training images")
     ap.add_argument("--test-limit", type=int, default=0, help="the first N test images (0: all 10000)")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--mask-lr", type=float, default=1e-3, help="Adam's learning rate in the mask phase (both)")
+    ap.add_argument("--mask-lr", type=float, default=1e-3, help="Adam's learning rate in the mask phase (the reference's; snlvk's too unless --snlvk-mask-lr)")
+    ap.add_argument("--snlvk-mask-lr", type=float, default=0,
+                    help="snlvk's mask-phase learning rate when it differs from the reference's --mask-lr (e.g. "
+                         "the 3e-3 of snlvk's quick run: --lambda auto then plans a shorter phase)")
     ap.add_argument("--threshold", type=float, default=1e-2)
     ap.add_argument("--target-mask-epochs", type=int, default=0,
                     help="snlvk's planned mask epochs (default: 1.3 x the steps a mask needs to reach the threshold)")
@@ -172,28 +175,31 @@ def main():
     steps = a.data_limit // a.batch
     if steps == 0:
         sys.exit(f"--batch {a.batch}: larger than --data-limit {a.data_limit}")
-    wait = (1 - a.threshold) / a.mask_lr / steps
+    snlvk_lr = a.snlvk_mask_lr or a.mask_lr
+    wait = (1 - a.threshold) / snlvk_lr / steps
     target = a.target_mask_epochs or max(2, math.ceil(1.3 * wait))
     common_snl = ["--data-limit", str(a.data_limit), "--batch", str(a.batch), "--relu-budget", str(a.budget),
-                  "--mask-lr", f"{a.mask_lr:g}", "--threshold", f"{a.threshold:g}",
-                  "--finetune-epochs", str(a.finetune_epochs)]
+                  "--threshold", f"{a.threshold:g}", "--finetune-epochs", str(a.finetune_epochs)]
     if a.test_limit:
         common_snl += ["--test-limit", str(a.test_limit)]
     # --stage all with a trained --init: the mask phase and the fine-tune, no pretraining
-    snlvk_cmd = [snlvk, "train", "--model", a.model, "--init", init, *common_snl, "--lambda", "auto",
+    snlvk_cmd = [snlvk, "train", "--model", a.model, "--init", init, *common_snl, "--mask-lr", f"{snlvk_lr:g}",
+                 "--lambda", "auto",
                  "--target-mask-epochs", str(target), "--check-every", str(a.check_every),
                  "--out", os.path.join(out, "snlvk"), *snlvk_extra]
     torch_cmd = [sys.executable, os.path.join(TOOLS, "torch_snl.py"), "--model", a.model, "--init", init, *common_snl,
+                 "--mask-lr", f"{a.mask_lr:g}",
                  "--lambda", f"{a.torch_lambda:g}", "--threads", str(a.threads), "--out", os.path.join(out, "torch"),
                  *torch_extra]
     print(f"time_to_result: {a.data_limit} training images, batch {a.batch} ({steps} steps an epoch), budget "
-          f"{a.budget}, mask lr {a.mask_lr:g} (a mask needs {wait:.2f} epochs to reach the threshold), snlvk "
+          f"{a.budget}, mask lr {a.mask_lr:g} (snlvk {snlvk_lr:g}: a mask needs {wait:.2f} epochs to reach the "
+          f"threshold), snlvk "
           f"--target-mask-epochs {target}, PyTorch lambda {a.torch_lambda:g}, {a.finetune_epochs} fine-tune epochs",
           flush=True)
     wall_torch = run_timed("torch", torch_cmd, os.path.join(out, "torch"), a.reuse)
     wall_snlvk = run_timed("snlvk", snlvk_cmd, os.path.join(out, "snlvk"), a.reuse)
-    rows = [dict(method="snlvk, --lambda auto", wall_s=wall_snlvk, **snlvk_result(os.path.join(out, "snlvk"), a.budget)),
-            dict(method=f"PyTorch reference, lambda {a.torch_lambda:g}", wall_s=wall_torch,
+    rows = [dict(method=f"snlvk, --lambda auto, mask lr {snlvk_lr:g}", wall_s=wall_snlvk, **snlvk_result(os.path.join(out, "snlvk"), a.budget)),
+            dict(method=f"PyTorch reference, lambda {a.torch_lambda:g}, mask lr {a.mask_lr:g}", wall_s=wall_torch,
                  **torch_result(os.path.join(out, "torch")))]
     for r in rows:
         r["wall_vs_torch"] = r["wall_s"] / wall_torch
@@ -218,7 +224,8 @@ def main():
         with open(a.json, "w") as f:
             json.dump({"init": init, "model": a.model, "data_limit": a.data_limit, "test_limit": a.test_limit,
                        "batch": a.batch, "budget": a.budget, "finetune_epochs": a.finetune_epochs,
-                       "mask_lr": a.mask_lr, "target_mask_epochs": target, "check_every": a.check_every,
+                       "mask_lr": a.mask_lr, "snlvk_mask_lr": snlvk_lr, "target_mask_epochs": target,
+                       "check_every": a.check_every,
                        "torch_lambda": a.torch_lambda, "threads": a.threads,
                        "commands": {"snlvk": snlvk_cmd, "torch": torch_cmd}, "rows": rows,
                        "ratio_snlvk_to_torch": ratio}, f, indent=1)
