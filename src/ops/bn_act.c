@@ -7,6 +7,17 @@ static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
 
 static int vec4_planes(const mrelu_shape *s) { return (s->h * s->w) % 4 == 0; }
 
+/* Planes that are not whole vec4s but of more than four floats (at most one plane boundary
+ * in a vec4), in images that are (C a multiple of four): the flattened kernels. */
+static int flat_images(const mrelu_shape *s)
+{
+    const uint32_t hw = s->h * s->w;
+    return hw % 4 != 0 && hw > 4 && s->c % 4 == 0;
+}
+
+/* images an invocation of the flattened kernels walks */
+enum { FLAT_IMAGES = 8 };
+
 static snlvk_status check_norm(const mrelu_shape *s, const bn_norm *b, const char *what)
 {
     if (!b || !b->x || !b->gamma || !b->beta || !b->mean || !b->scale)
@@ -54,18 +65,39 @@ snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape 
     SNLVK_TRY(need(mask, mrelu_mask_size(s), "mask"));
     if (t_out) SNLVK_TRY(need(t_out, total, "t"));
     SNLVK_TRY(need(y, total, "y"));
+    const uint32_t res_mode = res ? 1u : res_bn ? 2u : 0u;
+    const bn_norm *r = res_bn ? res_bn : bn; /* unused bindings take the main norm's buffers */
+    if (flat_images(s)) {
+        /* bn_act_forward_flat: an image's C*H*W as vec4s, each invocation walking
+         * FLAT_IMAGES images a vec4 of the image (its coefficients read once) */
+        const uint32_t units = s->c * s->h * s->w / 4;
+        const uint32_t wg = 64, gx = vk_div_up(units, wg), gz = vk_div_up(s->n, FLAT_IMAGES);
+        if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
+            return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %ux%u workgroups exceed the limits", gx, gz);
+        struct { uint32_t n, c, units; float eps; } fp = {s->n, s->c, units, eps};
+        vk_pipeline_desc d = {.shader = "bn_act_forward_flat", .bindings = "IiiiiIiiiiiss", .push_size = sizeof fp,
+                              .n_spec = 5,
+                              .spec = {eval ? 1u : 0u, s->channel_mask ? 1u : 0u, res_mode, t_out ? 1u : 0u,
+                                       s->h * s->w},
+                              .local_size = {wg, 1, 1}};
+        const vk_pipeline *pipe;
+        SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
+        vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
+                                vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
+                                vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
+                                vk_bind(y)};
+        return vk_seq_dispatch(q, pipe, binds, 13, &fp, gx, 1, gz);
+    }
     plane_grid g;
     SNLVK_TRY(grid_for(ctx, s, UINT32_MAX, &g));
     const int v4 = vec4_planes(s);
     struct { uint32_t n, c, hw; float eps; } p = {s->n, s->c, g.units, eps};
-    const uint32_t res_mode = res ? 1u : res_bn ? 2u : 0u;
     vk_pipeline_desc d = {.shader = v4 ? "bn_act_forward4" : "bn_act_forward",
                           .bindings = v4 ? "IttttIttttIss" : "ittttittttiss", .push_size = sizeof p, .n_spec = 4,
                           .spec = {eval ? 1u : 0u, s->channel_mask ? 1u : 0u, res_mode, t_out ? 1u : 0u},
                           .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    const bn_norm *r = res_bn ? res_bn : bn; /* unused bindings take the main norm's buffers */
     vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
                             vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
                             vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
