@@ -40,6 +40,17 @@ typedef struct plane_grid {
 /* The vec4 kernels (bn_forward4, bn_backward4) when a channel's plane is whole vec4s. */
 static int bn_vec4(const bn_shape *s) { return (s->h * s->w) % 4 == 0; }
 
+/* Planes that are not whole vec4s but of more than four floats (at most one plane
+ * boundary in a vec4), in images that are (C a multiple of four): bn_backward_flat. */
+static int bn_flat(const bn_shape *s)
+{
+    const uint32_t hw = s->h * s->w;
+    return hw % 4 != 0 && hw > 4 && s->c % 4 == 0;
+}
+
+/* images an invocation of bn_backward_flat walks */
+enum { BN_FLAT_IMAGES = 8 };
+
 /* x strides over a plane (in vec4s when bn_vec4), y = channel, z strides over the batch */
 static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, plane_grid *g)
 {
@@ -173,6 +184,24 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
     bn_reduce_push rp = {s->n, s->c, s->h * s->w, 0, 0.0f, 0.0f, 0.0f};
     SNLVK_TRY(reduce(q, ctx, s, 1, dy, x, dgamma, dbeta, save_mean, save_invstd, &rp));
 
+    if (bn_flat(s)) {
+        /* bn_backward_flat: an image's C*H*W as vec4s, an invocation walking BN_FLAT_IMAGES
+         * images a vec4 of the image */
+        const uint32_t units = s->c * s->h * s->w / 4;
+        const uint32_t wg = 64, gx = vk_div_up(units, wg), gz = vk_div_up(s->n, BN_FLAT_IMAGES);
+        if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
+            return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %ux%u workgroups exceed the limits", gx, gz);
+        bn_backward_push fp = {s->n, s->c, units, gamma ? 1u : 0u, (float)(1.0 / ((double)s->n * s->h * s->w)),
+                               beta_dx};
+        vk_pipeline_desc fd = {.shader = "bn_backward_flat", .bindings = "IIiiiiis", .push_size = sizeof fp,
+                               .n_spec = 2, .spec = {beta_dx != 0.0f, s->h * s->w}, .local_size = {wg, 1, 1}};
+        const vk_pipeline *fpipe;
+        SNLVK_TRY(vk_pipeline_get(ctx, &fd, &fpipe));
+        vk_binding fb[8] = {vk_bind(dy),        vk_bind(x),      vk_bind(gamma ? gamma : save_mean),
+                            vk_bind(save_mean), vk_bind(save_invstd), vk_bind(dgamma),
+                            vk_bind(dbeta),     vk_bind(dx)};
+        return vk_seq_dispatch(q, fpipe, fb, 8, &fp, gx, 1, gz);
+    }
     plane_grid g = {0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
     const int v4 = bn_vec4(s);

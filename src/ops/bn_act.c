@@ -144,6 +144,22 @@ snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape
 
     /* dx; a trained pixel mask's gradient in the same pass (one workgroup row over the batch) */
     const uint32_t pix_dc = dc && !s->channel_mask;
+    if (flat_images(s)) {
+        const uint32_t funits = s->c * s->h * s->w / 4;
+        const uint32_t fwg = 64, gx = vk_div_up(funits, fwg), gz = pix_dc ? 1u : vk_div_up(s->n, FLAT_IMAGES);
+        if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
+            return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %ux%u workgroups exceed the limits", gx, gz);
+        struct { uint32_t n, c, units; float inv_count, beta; uint32_t lambda_index, has_lambda; } fp = {
+            s->n, s->c, funits, (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx, lambda_index, has_lambda};
+        vk_pipeline_desc fd = {.shader = "bn_act_backward_flat", .bindings = "IIiiiiiiisss", .push_size = sizeof fp,
+                               .n_spec = 4, .spec = {beta_dx != 0.0f, s->channel_mask ? 1u : 0u, pix_dc, s->h * s->w},
+                               .local_size = {fwg, 1, 1}};
+        SNLVK_TRY(vk_pipeline_get(ctx, &fd, &pipe));
+        vk_binding fb[12] = {vk_bind(dy),        vk_bind(bn->x),     vk_bind(mask),  vk_bind(bn->gamma),
+                             vk_bind(bn->beta),  vk_bind(bn->mean),  vk_bind(bn->scale), vk_bind(dgamma),
+                             vk_bind(dbeta),     vk_bind(lam),       vk_bind(dx),    vk_bind(pix_dc ? dc : dx)};
+        return vk_seq_dispatch(q, pipe, fb, 12, &fp, gx, 1, gz);
+    }
     plane_grid g;
     SNLVK_TRY(grid_for(ctx, s, pix_dc ? 1u : UINT32_MAX, &g));
     struct { uint32_t n, c, hw; float inv_count, beta; uint32_t lambda_index, has_lambda; } p = {
