@@ -1,9 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// bn_act_backward's elementwise pass (batch norm + masked ReLU) for planes that are not
-// whole vec4s (7x7) in images that are, read and written as flattened vec4s as
-// bn_act_forward_flat: each vec4's elements lie in channel c0 = 4v / HW or c0 + 1 (HW > 4,
-// a specialisation constant), the channels' coefficients chosen per element.
+// bn_act_backward's elementwise pass (batch norm + masked ReLU) for planes of more than
+// four floats in images of whole vec4s (7x7 planes too), read and written as flattened
+// vec4s as bn_act_forward_flat: each vec4's elements lie in channel c0 = 4v / HW or c0 + 1
+// (HW > 4, a specialisation constant), the channels' coefficients chosen per element.
 //   t  = (x - mean) * invstd * gamma + beta,  dt = dy * (t > 0 ? 1 : 1 - mask)
 //   dx = gamma * invstd * (dt - dbeta/n - xhat * dgamma/n)   (+ beta * dx with ACC)
 // DC 1 (a trained pixel mask; one workgroup row over the batch): each invocation also sums

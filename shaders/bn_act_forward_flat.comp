@@ -1,9 +1,10 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// bn_act_forward (batch norm + masked ReLU, the shortcut as RES says) for planes that are
-// not whole vec4s (7x7: 49 floats) when an image's C*H*W is: the image is read and written
-// as flattened vec4s, each invocation a vec4 at a time, instead of a float at a time (on
-// lavapipe a store is a loop over the lanes, and a vec4 store costs about a float's).
+// bn_act_forward (batch norm + masked ReLU, the shortcut as RES says) for planes of more
+// than four floats in images of whole vec4s (7x7 planes of 49 floats too): the image is
+// read and written as flattened vec4s, each invocation a vec4 at a time, instead of a
+// plane's grid (a float at a time where planes are not whole vec4s; idle lanes where a
+// plane's vec4s do not fill the workgroup). On lavapipe a store is a loop over the lanes.
 // A vec4's elements lie in channel c0 = 4v / HW, the last ones possibly in c0 + 1 (HW > 4:
 // at most one plane boundary in four elements); HW is a specialisation constant, so the
 // division is a multiply when the code is generated. The channels' coefficients are read

@@ -1,9 +1,9 @@
 #version 450
 #extension GL_GOOGLE_include_directive : require
-// bn_backward's elementwise pass for planes that are not whole vec4s (7x7) in images that
-// are, read and written as flattened vec4s as bn_act_forward_flat: each vec4's elements lie
-// in channel c0 = 4v / HW or c0 + 1 (HW > 4, a specialisation constant), the channels'
-// coefficients read through R32F views and chosen per element.
+// bn_backward's elementwise pass for planes of more than four floats in images of whole
+// vec4s (7x7 planes too), read and written as flattened vec4s as bn_act_forward_flat:
+// each vec4's elements lie in channel c0 = 4v / HW or c0 + 1 (HW > 4, a specialisation
+// constant), the channels' coefficients read through R32F views and chosen per element.
 //   dx = gamma * invstd * (dy - dbeta/n - xhat * dgamma/n)   (+ beta * dx with ACC)
 // Grid: x strides over an image's C*H*W/4 vec4s, z strides over the batch.
 #include "common.glsl"

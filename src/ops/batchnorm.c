@@ -40,12 +40,13 @@ typedef struct plane_grid {
 /* The vec4 kernels (bn_forward4, bn_backward4) when a channel's plane is whole vec4s. */
 static int bn_vec4(const bn_shape *s) { return (s->h * s->w) % 4 == 0; }
 
-/* Planes that are not whole vec4s but of more than four floats (at most one plane
- * boundary in a vec4), in images that are (C a multiple of four): bn_backward_flat. */
+/* bn_backward_flat: planes of more than four floats (at most one plane boundary in a vec4)
+ * in images of whole vec4s (planes of whole vec4s, or C a multiple of four); no lane idle
+ * where the planes' grid left some (bn_act.c's flat_images). */
 static int bn_flat(const bn_shape *s)
 {
     const uint32_t hw = s->h * s->w;
-    return hw % 4 != 0 && hw > 4 && s->c % 4 == 0;
+    return hw > 4 && (hw % 4 == 0 || s->c % 4 == 0);
 }
 
 /* images an invocation of bn_backward_flat walks */
