@@ -1,6 +1,6 @@
 #include "ops/batchnorm.h"
 
-enum { BN_RED_WG = 256 };
+enum { BN_RED_WG = 256, BN_RED_CPU_UNITS = 2048 };
 
 typedef struct bn_reduce_push {
     uint32_t n, c, hw, flags;
@@ -77,15 +77,17 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
     /* vec4 fetches where a plane is whole vec4s (bn_reduce.comp VEC4: 1.5x on lavapipe) */
     const uint32_t vec4 = s->h * s->w % 4 == 0;
-    /* A workgroup per channel. On a CPU device it shrinks until each invocation sums 128
-     * units or it is 16 wide: there a workgroup's invocations are coroutines and each
-     * barrier of the 256-wide tree switches them all, which outweighed the sums on small
-     * planes (resnet18 at batch 32: BN forward at 8x8 5.2 -> 1.6 ms, at 4x4 8.2 -> 1.7).
-     * GPUs keep 256 threads a channel. */
+    /* A workgroup per channel. On a CPU device it shrinks until each invocation sums
+     * BN_RED_CPU_UNITS units or it is 16 wide: there a workgroup's invocations are
+     * coroutines and each barrier of the 256-wide tree switches them all, which outweighed
+     * the sums on small planes (resnet18 at batch 32, 128 units: BN forward at 8x8 5.2 ->
+     * 1.6 ms, at 4x4 8.2 -> 1.7). 2048 units instead of 128 (16 wide for every reduction of
+     * resnet8-mini at batch 128): the step's BN sums, six interleaved rounds, median / best
+     * 16.9 / 12.8 -> 12.8 / 10.4 ms. GPUs keep 256 threads a channel. */
     uint32_t wg = BN_RED_WG;
     const uint64_t units = (uint64_t)s->n * s->h * s->w / (vec4 ? 4 : 1);
     if (vk_is_cpu(ctx))
-        while (wg > 16 && units < (uint64_t)wg * 128) wg /= 2;
+        while (wg > 16 && units < (uint64_t)wg * BN_RED_CPU_UNITS) wg /= 2;
     vk_pipeline_desc d = {.shader = vec4 ? "bn_reduce4" : "bn_reduce", .bindings = vec4 ? "IIssss" : "iissss",
                           .push_size = sizeof *p, .n_spec = 1, .spec = {mode}, .local_size = {wg, 1, 1}};
     const vk_pipeline *pipe;

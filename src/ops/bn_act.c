@@ -22,6 +22,9 @@ static int flat_images(const mrelu_shape *s)
 /* images an invocation of the flattened kernels walks */
 enum { FLAT_IMAGES = 8 };
 
+/* units an invocation of the sums takes at least on a CPU device, as bn_reduce's */
+enum { RED_CPU_UNITS = 2048 };
+
 static snlvk_status check_norm(const mrelu_shape *s, const bn_norm *b, const char *what)
 {
     if (!b || !b->x || !b->gamma || !b->beta || !b->mean || !b->scale)
@@ -133,7 +136,7 @@ snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape
     const uint32_t units = v4 ? s->h * s->w / 4 : s->h * s->w;
     uint32_t wg = 256;
     if (vk_is_cpu(ctx))
-        while (wg > 16 && (uint64_t)s->n * units < (uint64_t)wg * 128) wg /= 2;
+        while (wg > 16 && (uint64_t)s->n * units < (uint64_t)wg * RED_CPU_UNITS) wg /= 2;
     const uint32_t chan_dc = dc && s->channel_mask;
     struct { uint32_t n, c, units, lambda_index, has_lambda; } rp = {s->n, s->c, units, lambda_index, has_lambda};
     vk_pipeline_desc rd = {.shader = v4 ? "bn_act_reduce4" : "bn_act_reduce", .bindings = v4 ? "IIIttttssss" : "iiittttssss",
