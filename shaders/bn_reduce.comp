@@ -9,8 +9,9 @@
 //   MODE 2, BN statistics: out0[c] = mean, out1[c] = 1/sqrt(var_biased + eps); with
 //                          flags bit 0, st0/st1 (running mean/var) += momentum*(stat - run),
 //                          the unbiased variance for the running one.
-// The mean is summed about a shift (the channel's first element) and the variance is
-// a second pass over (x - mean)^2, so a large mean costs no precision.
+// MODE 2 reads x once: each invocation's share is summed about its own first element and
+// the shares are combined by their counts, means and squared deviations, so a large mean
+// costs no precision.
 #include "common.glsl"
 
 layout(constant_id = 0) const uint MODE = 0;
@@ -110,16 +111,29 @@ void main()
             out1[ch] = tot.y;
         }
     } else {
-        const float shift = imageLoad(A, int(ch * units())).x;
-        float s = 0.0;
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) s += usum(unit(A, walk_index(w, ch)) - shift);
-        const float mean = shift + wg_sum(vec2(s, 0.0)).x / count;
-        float sq = 0.0;
-        for (Walk w = walk_begin(); w.n < p.n; walk_next(w)) {
-            const vec4 d = unit(A, walk_index(w, ch)) - mean;
-            sq += VEC4 ? dot(d, d) : d.x * d.x;
+        // One pass over x: each invocation sums its share about its own first unit's first
+        // element (d = x - k), giving its count, mean and squared deviations (M2 = sum d^2 -
+        // (sum d)^2 / count: the cancellation is only that of its share's spread about k);
+        // the workgroup then combines them as Chan et al.: mean = sum(count_i * mean_i) /
+        // count, M2 = sum(M2_i + count_i * (mean_i - mean)^2).
+        Walk w = walk_begin();
+        const float k = w.n < p.n ? imageLoad(A, walk_index(w, ch)).x : 0.0;
+        float s = 0.0, q = 0.0, ni = 0.0;
+        for (; w.n < p.n; walk_next(w)) {
+            const vec4 d = unit(A, walk_index(w, ch)) - k;
+            s += usum(d);
+            q += VEC4 ? dot(d, d) : d.x * d.x;
+            ni += 1.0;
         }
-        const float ssq = wg_sum(vec2(sq, 0.0)).x;
+        if (VEC4) ni *= 4.0;
+        // means about the channel's first element, which every invocation reads
+        const float shift = imageLoad(A, int(ch * units())).x;
+        const float mi = ni > 0.0 ? (k - shift) + s / ni : 0.0;
+        const float m2 = ni > 0.0 ? max(q - s * (s / ni), 0.0) : 0.0;
+        const float dmean = wg_sum(vec2(ni * mi, 0.0)).x / count;
+        const float mean = shift + dmean;
+        const float dm = mi - dmean;
+        const float ssq = wg_sum(vec2(m2 + ni * dm * dm, 0.0)).x;
         if (gl_LocalInvocationID.x == 0u) {
             const float var = ssq / count;
             out0[ch] = mean;

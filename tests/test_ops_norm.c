@@ -209,6 +209,8 @@ static void test_bn(void)
         {2, 3, 2, 1, 0.0f, 1.0f, 1},    {8, 16, 16, 16, 0.5f, 1.0f, 1}, {3, 5, 2, 6, 0.2f, 1.5f, 1}, {4, 32, 4, 4, 0.1f, 1.0f, 1}, {4, 8, 2, 2, 0.1f, 1.0f, 1},
         /* N*H*W = 131072 per channel around a mean of 20 (E[x^2]-E[x]^2 in fp32 would fail) */
         {128, 2, 32, 32, 20.0f, 0.5f, 0},
+        /* 7x7 planes in images of whole vec4s (bn_backward_flat), two rows of images */
+        {11, 8, 7, 7, 0.3f, 1.0f, 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) run_bn(&cases[i]);
 }

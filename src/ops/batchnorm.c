@@ -1,6 +1,6 @@
 #include "ops/batchnorm.h"
 
-enum { BN_RED_WG = 256 };
+enum { BN_RED_WG = 256, BN_RED_CPU_UNITS = 2048 };
 
 typedef struct bn_reduce_push {
     uint32_t n, c, hw, flags;
@@ -40,6 +40,18 @@ typedef struct plane_grid {
 /* The vec4 kernels (bn_forward4, bn_backward4) when a channel's plane is whole vec4s. */
 static int bn_vec4(const bn_shape *s) { return (s->h * s->w) % 4 == 0; }
 
+/* bn_backward_flat: planes of more than four floats (at most one plane boundary in a vec4)
+ * in images of whole vec4s (planes of whole vec4s, or C a multiple of four); no lane idle
+ * where the planes' grid left some (bn_act.c's flat_images). */
+static int bn_flat(const bn_shape *s)
+{
+    const uint32_t hw = s->h * s->w;
+    return hw > 4 && (hw % 4 == 0 || s->c % 4 == 0);
+}
+
+/* images an invocation of bn_backward_flat walks */
+enum { BN_FLAT_IMAGES = 8 };
+
 /* x strides over a plane (in vec4s when bn_vec4), y = channel, z strides over the batch */
 static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, plane_grid *g)
 {
@@ -65,15 +77,17 @@ static snlvk_status reduce(vk_seq *q, snlvk_context *ctx, const bn_shape *s, uin
         return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
     /* vec4 fetches where a plane is whole vec4s (bn_reduce.comp VEC4: 1.5x on lavapipe) */
     const uint32_t vec4 = s->h * s->w % 4 == 0;
-    /* A workgroup per channel. On a CPU device it shrinks until each invocation sums 128
-     * units or it is 16 wide: there a workgroup's invocations are coroutines and each
-     * barrier of the 256-wide tree switches them all, which outweighed the sums on small
-     * planes (resnet18 at batch 32: BN forward at 8x8 5.2 -> 1.6 ms, at 4x4 8.2 -> 1.7).
-     * GPUs keep 256 threads a channel. */
+    /* A workgroup per channel. On a CPU device it shrinks until each invocation sums
+     * BN_RED_CPU_UNITS units or it is 16 wide: there a workgroup's invocations are
+     * coroutines and each barrier of the 256-wide tree switches them all, which outweighed
+     * the sums on small planes (resnet18 at batch 32, 128 units: BN forward at 8x8 5.2 ->
+     * 1.6 ms, at 4x4 8.2 -> 1.7). 2048 units instead of 128 (16 wide for every reduction of
+     * resnet8-mini at batch 128): the step's BN sums, six interleaved rounds, median / best
+     * 16.9 / 12.8 -> 12.8 / 10.4 ms. GPUs keep 256 threads a channel. */
     uint32_t wg = BN_RED_WG;
     const uint64_t units = (uint64_t)s->n * s->h * s->w / (vec4 ? 4 : 1);
     if (vk_is_cpu(ctx))
-        while (wg > 16 && units < (uint64_t)wg * 128) wg /= 2;
+        while (wg > 16 && units < (uint64_t)wg * BN_RED_CPU_UNITS) wg /= 2;
     vk_pipeline_desc d = {.shader = vec4 ? "bn_reduce4" : "bn_reduce", .bindings = vec4 ? "IIssss" : "iissss",
                           .push_size = sizeof *p, .n_spec = 1, .spec = {mode}, .local_size = {wg, 1, 1}};
     const vk_pipeline *pipe;
@@ -173,6 +187,24 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
     bn_reduce_push rp = {s->n, s->c, s->h * s->w, 0, 0.0f, 0.0f, 0.0f};
     SNLVK_TRY(reduce(q, ctx, s, 1, dy, x, dgamma, dbeta, save_mean, save_invstd, &rp));
 
+    if (bn_flat(s)) {
+        /* bn_backward_flat: an image's C*H*W as vec4s, an invocation walking BN_FLAT_IMAGES
+         * images a vec4 of the image */
+        const uint32_t units = s->c * s->h * s->w / 4;
+        const uint32_t wg = 64, gx = vk_div_up(units, wg), gz = vk_div_up(s->n, BN_FLAT_IMAGES);
+        if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
+            return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %ux%u workgroups exceed the limits", gx, gz);
+        bn_backward_push fp = {s->n, s->c, units, gamma ? 1u : 0u, (float)(1.0 / ((double)s->n * s->h * s->w)),
+                               beta_dx};
+        vk_pipeline_desc fd = {.shader = "bn_backward_flat", .bindings = "IIiiiiis", .push_size = sizeof fp,
+                               .n_spec = 2, .spec = {beta_dx != 0.0f, s->h * s->w}, .local_size = {wg, 1, 1}};
+        const vk_pipeline *fpipe;
+        SNLVK_TRY(vk_pipeline_get(ctx, &fd, &fpipe));
+        vk_binding fb[8] = {vk_bind(dy),        vk_bind(x),      vk_bind(gamma ? gamma : save_mean),
+                            vk_bind(save_mean), vk_bind(save_invstd), vk_bind(dgamma),
+                            vk_bind(dbeta),     vk_bind(dx)};
+        return vk_seq_dispatch(q, fpipe, fb, 8, &fp, gx, 1, gz);
+    }
     plane_grid g = {0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
     const int v4 = bn_vec4(s);
