@@ -101,6 +101,12 @@ layout(constant_id = 14) const bool UP2 = false;
 // filter: each invocation's TN columns are TN channels, a step dy's segment against
 // their rows 2v.
 layout(constant_id = 15) const bool K1 = false;
+// RUNS (specialisation constant 16; DIRECT, mode 0, stride 1, not ROW1): rows whose W / 4
+// texels are not a whole number of runs of E = TN / 4: each row is RUNS = ceil(W4 / E)
+// runs, invocation x taking run x % RUNS of output row x / RUNS, the last starting at
+// W4 - E, and of it storing only the texels the run before did not (0: runs of TN
+// positions that tile the rows).
+layout(constant_id = 16) const uint RUNS = 0;
 
 #ifdef RAW_TAPS
 const bool RAW = true;
@@ -153,6 +159,17 @@ void main()
 
     float acc[TM * TN];
     [[unroll]] for (uint x = 0; x < TM * TN; x++) acc[x] = 0.0;
+
+    // jr: the invocation's first output column; skip: its leading texels another stores
+    uint jr = j0, skip = 0u;
+    bool gone = j0 >= NC;
+    if (RUNS > 0u) {
+        const uint W4 = p.W / 4u, inv = gl_GlobalInvocationID.x, rows = NC / p.Q, g = inv % RUNS;
+        const uint tq = min(g * E, W4 - E);
+        jr = min(inv / RUNS, rows - 1u) * p.Q + 4u * tq;
+        skip = g * E - tq;
+        gone = inv >= rows * RUNS;
+    }
 
     if (DIRECT && K1 && UP2 && MODE == 0u) {
         // the 1x1 stride-2 backward data (conv_direct3, FLIP: A is w as it is, read a float
@@ -216,7 +233,7 @@ void main()
         // rows h0 - 1 .. h0 + E
         // (UP2: the texels g and g + 1 of dy's rows l and l + 1)
         const uint NR = UP2 ? 2u : ROW1 ? E + 2u : 3u, NT = UP2 ? 2u : ROW1 ? 1u : STRIDE2 ? 2u * E + 1u : E + 2u;
-        const uint W4 = p.W / 4u, jc = min(j0, NC - TN), pair = jc / TN / W4;
+        const uint W4 = p.W / 4u, jc = RUNS > 0u ? jr : min(j0, NC - TN), pair = jc / TN / W4;
         // the run's first output position, row and image, and its first texel of input
         const uint q0 = UP2 ? jc / TN % W4 * 8u : jc % p.Q, h0 = UP2 ? pair % p.H * 2u : jc / p.Q % p.P,
                    n = UP2 ? pair / p.H : jc / p.Q / p.P, tq = UP2 ? q0 / 8u : q0 * ST / 4u;
@@ -455,9 +472,13 @@ void main()
         }
     }
 
-    if (j0 >= NC) return;
+    if (gone) return;
+    // (DIRECT's forward runs but UP2's are consecutive floats of one plane: one column's
+    // divisions, a scalar loop over the lanes on lavapipe, instead of TN)
+    const bool RUN = DIRECT && MODE == 0u && !UP2;
     uint ocol[TN];
-    [[unroll]] for (uint c = 0; c < TN; c++) ocol[c] = c_col(min(j0 + c, NC - 1));
+    const uint ocol0 = c_col(min(jr, NC - 1));
+    [[unroll]] for (uint c = 0; c < TN; c++) ocol[c] = RUN ? ocol0 + c : c == 0u ? ocol0 : c_col(min(jr + c, NC - 1));
     if (DIRECT && UP2) {
         // columns 0-7 are row 2l of dx at 8g .. 8g + 7, 8-15 row 2l + 1
         const uint W4 = p.W / 4u, pair = j0 / TN / W4, g = j0 / TN % W4, n = pair / p.H, h = pair % p.H * 2u;
@@ -470,6 +491,7 @@ void main()
         const float bias = (MODE == 0u && p.has_bias != 0u) ? texelFetch(BIAS, int(i)).x : 0.0;
         if (OUT4) {
             [[unroll]] for (uint c = 0; c < TN; c += 4u) {
+                if (RUNS > 0u && c / 4u < skip) continue;
                 const uint o = (ocol[c] + i * orow) / 4u, x = r * TN + c;
                 vec4 val = vec4(acc[x], acc[x + 1u], acc[x + 2u], acc[x + 3u]) + bias;
                 if (ACC) val += p.beta * O[o];
@@ -478,8 +500,9 @@ void main()
             continue;
         }
         [[unroll]] for (uint c = 0; c < TN; c++) {
-            const uint j = j0 + c;
+            const uint j = jr + c;
             if (j >= NC) break;
+            if (RUNS > 0u && c / 4u < skip) continue;
             const uint o = ocol[c] + i * orow;
             float val = acc[r * TN + c] + bias;
             if (ACC) val += p.beta * O[o / 4u][o % 4u];

@@ -58,6 +58,11 @@ static const shape shapes[] = {
      * channels past 16), and with the odd 7x7 and 9x7 shapes above (forward and filter) */
     {2, 6, 14, 14, 17, 3, 2, 1}, {2, 18, 14, 14, 5, 3, 2, 1}, {2, 5, 10, 28, 17, 3, 2, 1},
     {2, 6, 14, 14, 17, 1, 2, 0}, {2, 18, 12, 28, 5, 1, 2, 0},
+    /* forward and backward data at stride 1 on rows of an odd number of vec4s (12, 20 and
+     * 60 above too): runs of eight positions, the last of a row overlapping the one before
+     * (RUNS; beta = 1 would add the overlap twice), with an output-channel tail; one input
+     * channel, a whole row of 28 an invocation, with more than 4096 output positions */
+    {2, 5, 4, 28, 17, 3, 1, 1}, {6, 1, 28, 28, 16, 3, 1, 1},
 };
 
 static void run_case(const shape *sh, gemm_variant v)

@@ -100,6 +100,15 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
         const uint32_t row1 = direct && !up2 && mode == 0 && s->stride == 1 && s->w == 4 && s->h % 2 == 0;
         if (direct && mode == 0) {
             TN = up2 ? 16 : p.q % 8 == 0 || row1 ? 8 : 4;
+            /* rows of an odd number of texels (12, 20, 28 positions) at stride 1: of one input
+             * channel (the stem), a whole row an invocation (one trip: the fixed costs of an
+             * invocation weigh more), else runs of eight (RUNS below). resnet8-mini at batch
+             * 128, runs of four -> these (best ms, interleaved, lavapipe on one thread):
+             * 16->16 at 28x28 forward 8.70 -> 7.77, backward data 8.62 -> 7.90; the stem's
+             * forward 3.26 -> 2.77. Runs of sixteen or twelve were slower (a trip of sixteen
+             * positions is past the instruction cache: 9.98 against 5.18 on two threads). */
+            if (TN == 4 && !(direct & DIRECT_K1) && s->stride == 1 && p.q >= 12)
+                TN = s->c == 1 && p.q <= 28 ? p.q : 8;
             TM = DIRECT_TM;
         }
         const uint32_t share = vec4 && share_rows(ctx, TM);
@@ -117,18 +126,22 @@ static snlvk_status conv_dispatch_push(vk_seq *q, snlvk_context *ctx, const conv
                            : mode == 1 ? (uint64_t)s->h * s->w
                            : mode == 3 ? (s->stride == 1 ? (uint64_t)s->h * s->w : 1)
                                        : (uint64_t)s->c * s->ksize * s->ksize;
-        const uint32_t out4 = TN % 4 == 0 && run % TN == 0;
+        /* RUNS: rows of W / 4 texels that are not whole runs of TN / 4 */
+        const uint32_t runs = direct && mode == 0 && !up2 && !row1 && !(direct & DIRECT_K1) && s->stride == 1 &&
+                              p.q % TN != 0 ? (p.q / 4 + TN / 4 - 1) / (TN / 4) : 0;
+        const uint32_t out4 = TN % 4 == 0 && (run % TN == 0 || runs);
         /* constant 2: FLIP (conv_direct3) */
         const int raw = (direct & DIRECT_RAW) != 0;
         vk_pipeline_desc d = {.shader = raw ? "conv_direct3" : vec4 ? "conv_texel4" : "conv_texel",
                               .bindings = raw ? "iIts" : vec4 ? "IIts" : "iits",
-                              .push_size = sizeof p, .n_spec = 16,
+                              .push_size = sizeof p, .n_spec = 17,
                               .spec = {TM, TN, (direct & DIRECT_FLIP) != 0, share, share ? sg : 8, out4,
                                        p.beta != 0.0f, win, direct != 0, row1, mode, vec4 ? 1 : 0, seg,
-                                       direct && s->stride == 2, up2, (direct & DIRECT_K1) != 0},
+                                       direct && s->stride == 2, up2, (direct & DIRECT_K1) != 0, runs},
                               .local_size = {LX, LY, 1}};
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-        return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(vk_div_up(ncols, TN), LX), vk_div_up(vk_div_up(m, TM), LY), 1);
+        const uint64_t invs = runs ? (uint64_t)s->n * p.p * runs : vk_div_up(ncols, TN);
+        return vk_seq_dispatch(q, pipe, binds, 4, &p, vk_div_up(invs, LX), vk_div_up(vk_div_up(m, TM), LY), 1);
     }
     enum { BM = 64, BN = 64, BK = 16, TM = 4, TN = 4 };
     vk_pipeline_desc d = {.shader = "conv_tiled", .bindings = "ssss", .push_size = sizeof p, .n_spec = 11,
@@ -158,7 +171,9 @@ static int conv_direct_filter(const snlvk_context *ctx, const conv_shape *s)
 }
 
 /* The forward reads x unpacked likewise (DIRECT in mode 0) where rows are whole vec4s, in
- * runs of eight positions an invocation (four where rows are not whole runs of eight); so
+ * runs of eight positions an invocation (at stride 1 on rows of an odd number of texels the
+ * last two of a row overlap, see conv_dispatch_push; four elsewhere where rows are not
+ * whole runs of eight); so
  * does backward data at stride 1, as the forward convolution of dy (its transposed shape
  * is then the same kind). Batch 32, packed -> direct (ms, 512-bit lavapipe, interleaved):
  * 64->64 at 32x32 forward 19.4 -> 16.9, backward data 20.3 -> 17.2; 128@16x16 18.9 ->

@@ -61,7 +61,7 @@ typedef struct vk_pipeline {
     uint32_t local_size[3];
 } vk_pipeline;
 
-#define VK_MAX_SPEC 16
+#define VK_MAX_SPEC 17
 typedef struct vk_pipeline_desc {
     const char *shader;
     const char *bindings;       /* e.g. "tts": texel, texel, storage */
