@@ -130,6 +130,24 @@ static inline vk_buf h_upload(const float *x, size_t n)
     return b;
 }
 
+/* A device buffer of n NaNs: every element a kernel should write must be written. */
+static inline vk_buf h_alloc_nan(size_t n)
+{
+    float *p = malloc(n * 4);
+    for (size_t i = 0; i < n; i++) p[i] = NAN;
+    vk_buf b = h_upload(p, n);
+    free(p);
+    return b;
+}
+
+/* The first n floats of b, in a malloc'd array. */
+static inline float *h_download(const vk_buf *b, size_t n)
+{
+    float *p = malloc(n * 4);
+    CHECK_OK(vk_buf_read(h_context(), b, 0, p, n * 4));
+    return p;
+}
+
 /* Fills the first n floats of b with NaN, so that an element a kernel fails to write
  * fails the comparison. */
 static inline void h_poison(const vk_buf *b, size_t n)

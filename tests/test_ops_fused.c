@@ -17,22 +17,6 @@
 #define FD_TOL 1e-3
 #define FD_STEP 1e-4
 
-static vk_buf alloc_nan(size_t n)
-{
-    float *p = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    vk_buf b = h_upload(p, n);
-    free(p);
-    return b;
-}
-
-static float *download(const vk_buf *b, size_t n)
-{
-    float *p = malloc(n * 4);
-    CHECK_OK(vk_buf_read(h_context(), b, 0, p, n * 4));
-    return p;
-}
-
 static vk_seq *seq_begin(void)
 {
     vk_seq *q = NULL;
@@ -198,9 +182,11 @@ static void run_case(const fcase *k)
     vk_buf bg = h_upload(g, C), bb = h_upload(b, C), bgr = h_upload(gr, C), bbr = h_upload(br, C);
     vk_buf brm = h_upload(rm, C), brv = h_upload(rv, C), brrm = h_upload(rrm, C), brrv = h_upload(rrv, C);
     vk_buf bl = h_upload(lambdas, 3);
-    vk_buf bsm = alloc_nan(C), bsi = alloc_nan(C), brsm = alloc_nan(C), brsi = alloc_nan(C);
-    vk_buf bt = alloc_nan(nx), by = alloc_nan(nx), by2 = alloc_nan(nx), bye = alloc_nan(nx), bte = alloc_nan(nx);
-    vk_buf bu1 = alloc_nan(nx), bu2 = alloc_nan(nx), bu = alloc_nan(nx), byu = alloc_nan(nx), byue = alloc_nan(nx);
+    vk_buf bsm = h_alloc_nan(C), bsi = h_alloc_nan(C), brsm = h_alloc_nan(C), brsi = h_alloc_nan(C);
+    vk_buf bt = h_alloc_nan(nx), by = h_alloc_nan(nx), by2 = h_alloc_nan(nx);
+    vk_buf bye = h_alloc_nan(nx), bte = h_alloc_nan(nx);
+    vk_buf bu1 = h_alloc_nan(nx), bu2 = h_alloc_nan(nx), bu = h_alloc_nan(nx);
+    vk_buf byu = h_alloc_nan(nx), byue = h_alloc_nan(nx);
     const bn_norm nt = {&bx, &bg, &bb, &bsm, &bsi}, nrt = {&bxr, &bgr, &bbr, &brsm, &brsi};
     const bn_norm ne = {&bx, &bg, &bb, &brm, &brv}, nre = {&bxr, &bgr, &bbr, &brrm, &brrv};
     const vk_buf *res = k->res == 1 ? &bxr : NULL;
@@ -228,8 +214,9 @@ static void run_case(const fcase *k)
     CHECK_OK(op_masked_relu_forward(q, ctx, &ms, k->res ? &bu : &bu1, &bmask, &byue));
     seq_run(q);
     {
-        float *t = download(&bt, nx), *y = download(&by, nx), *y2 = download(&by2, nx), *ye = download(&bye, nx);
-        float *te = download(&bte, nx), *yu = download(&byu, nx), *yue = download(&byue, nx);
+        float *t = h_download(&bt, nx), *y = h_download(&by, nx);
+        float *y2 = h_download(&by2, nx), *ye = h_download(&bye, nx);
+        float *te = h_download(&bte, nx), *yu = h_download(&byu, nx), *yue = h_download(&byue, nx);
         check_ref(tag, "t (train)", t, f.t, nx);
         check_ref(tag, "y (train)", y, f.y, nx);
         check_ref(tag, "y (train, t not stored)", y2, f.y, nx);
@@ -247,9 +234,11 @@ static void run_case(const fcase *k)
                *dbr = malloc(C * 8);
         ref_masked_relu_backward(f.r, f.t, f.mask, dtr, dcr, f.lambda, k->n, k->c, k->h, k->w, k->channel);
         ref_bn_backward(dtr, f.x, f.g, f.sm, f.si, dxr, dgr, dbr, k->n, k->c, k->h, k->w);
-        vk_buf bdx = alloc_nan(nx), bdxf = alloc_nan(nx), bdc = alloc_nan(nm), bdg = alloc_nan(C), bdb = alloc_nan(C);
-        vk_buf bdg2 = alloc_nan(C), bdb2 = alloc_nan(C), bdxa = h_upload(dx0, nx);
-        vk_buf bdt = alloc_nan(nx), bdxu = alloc_nan(nx), bdcu = alloc_nan(nm), bdgu = alloc_nan(C), bdbu = alloc_nan(C);
+        vk_buf bdx = h_alloc_nan(nx), bdxf = h_alloc_nan(nx), bdc = h_alloc_nan(nm);
+        vk_buf bdg = h_alloc_nan(C), bdb = h_alloc_nan(C);
+        vk_buf bdg2 = h_alloc_nan(C), bdb2 = h_alloc_nan(C), bdxa = h_upload(dx0, nx);
+        vk_buf bdt = h_alloc_nan(nx), bdxu = h_alloc_nan(nx), bdcu = h_alloc_nan(nm);
+        vk_buf bdgu = h_alloc_nan(C), bdbu = h_alloc_nan(C);
         CHECK_OK(vk_seq_begin(q, 0));
         /* trained mask, dx overwritten; frozen; frozen with dx accumulated (beta 0.5) */
         CHECK_OK(op_bn_act_backward(q, ctx, &ms, &br_, &nt, &bmask, &bdx, 0.0f, &bdg, &bdb, &bdc, &bl, 1));
@@ -262,11 +251,11 @@ static void run_case(const fcase *k)
         CHECK_OK(op_masked_relu_backward(q, ctx, &ms, &br_, &bu1, &bmask, &bdt, &bdcu, &bl, 1));
         CHECK_OK(op_bn_backward(q, ctx, &bs, &bdt, &bx, &bg, &bsm, &bsi, &bdxu, &bdgu, &bdbu, 0.0f));
         seq_run(q);
-        float *dx = download(&bdx, nx), *dxf = download(&bdxf, nx), *dxa = download(&bdxa, nx);
-        float *dc = download(&bdc, nm), *dg = download(&bdg, C), *db = download(&bdb, C);
-        float *dg2 = download(&bdg2, C), *db2 = download(&bdb2, C);
-        float *dxu = download(&bdxu, nx), *dcu = download(&bdcu, nm), *dgu = download(&bdgu, C),
-              *dbu = download(&bdbu, C);
+        float *dx = h_download(&bdx, nx), *dxf = h_download(&bdxf, nx), *dxa = h_download(&bdxa, nx);
+        float *dc = h_download(&bdc, nm), *dg = h_download(&bdg, C), *db = h_download(&bdb, C);
+        float *dg2 = h_download(&bdg2, C), *db2 = h_download(&bdb2, C);
+        float *dxu = h_download(&bdxu, nx), *dcu = h_download(&bdcu, nm), *dgu = h_download(&bdgu, C),
+              *dbu = h_download(&bdbu, C);
         check_ref(tag, "dx (trained mask)", dx, dxr, nx);
         check_ref(tag, "dx (frozen mask)", dxf, dxr, nx);
         check_ref(tag, "dc", dc, dcr, nm);

@@ -16,23 +16,6 @@
 
 /* ---- helpers ---- */
 
-/* a buffer of n NaNs: every element the kernel should write must be written */
-static vk_buf alloc_nan(size_t n)
-{
-    float *p = malloc(n * 4);
-    for (size_t i = 0; i < n; i++) p[i] = NAN;
-    vk_buf b = h_upload(p, n);
-    free(p);
-    return b;
-}
-
-static float *download(const vk_buf *b, size_t n)
-{
-    float *p = malloc(n * 4);
-    CHECK_OK(vk_buf_read(h_context(), b, 0, p, n * 4));
-    return p;
-}
-
 static size_t pick(size_t n)
 {
     size_t i = (size_t)(h_uniform(0, 1) * (float)n);
@@ -149,17 +132,18 @@ static void run_bn(const bn_case *k)
 
     vk_buf bx = h_upload(x, nx), br = h_upload(r, nx), bg = h_upload(gamma, C), bb = h_upload(beta, C);
     vk_buf brm = h_upload(rm, C), brv = h_upload(rv, C);
-    vk_buf by = alloc_nan(nx), bye = alloc_nan(nx), bdx = alloc_nan(nx), bsm = alloc_nan(C), bsi = alloc_nan(C);
-    vk_buf bdg = alloc_nan(C), bdb = alloc_nan(C);
+    vk_buf by = h_alloc_nan(nx), bye = h_alloc_nan(nx), bdx = h_alloc_nan(nx);
+    vk_buf bsm = h_alloc_nan(C), bsi = h_alloc_nan(C);
+    vk_buf bdg = h_alloc_nan(C), bdb = h_alloc_nan(C);
     bn_shape s = {(uint32_t)k->n, (uint32_t)k->c, (uint32_t)k->h, (uint32_t)k->w};
     vk_seq *q = seq_begin();
     CHECK_OK(op_bn_forward_train(q, ctx, &s, &bx, &bg, &bb, &brm, &brv, &by, &bsm, &bsi, BN_MOMENTUM, BN_EPS));
     CHECK_OK(op_bn_backward(q, ctx, &s, &br, &bx, &bg, &bsm, &bsi, &bdx, &bdg, &bdb, 0.0f));
     CHECK_OK(op_bn_forward_eval(q, ctx, &s, &bx, &bg, &bb, &brm, &brv, &bye, BN_EPS));
     seq_finish(q);
-    float *y = download(&by, nx), *yev = download(&bye, nx), *dx = download(&bdx, nx);
-    float *sm = download(&bsm, C), *si = download(&bsi, C), *rm2 = download(&brm, C), *rv2 = download(&brv, C);
-    float *dg = download(&bdg, C), *db = download(&bdb, C);
+    float *y = h_download(&by, nx), *yev = h_download(&bye, nx), *dx = h_download(&bdx, nx);
+    float *sm = h_download(&bsm, C), *si = h_download(&bsi, C), *rm2 = h_download(&brm, C), *rv2 = h_download(&brv, C);
+    float *dg = h_download(&bdg, C), *db = h_download(&bdb, C);
     char what[160];
 #define REL(name, got, ref, n) (snprintf(what, sizeof what, "%s %s", tag, name), check_rel(what, got, ref, n))
     REL("y (train)", y, yr, nx);
@@ -176,7 +160,7 @@ static void run_bn(const bn_case *k)
     CHECK_OK(vk_seq_begin(q, 0));
     CHECK_OK(op_bn_backward(q, ctx, &s, &br, &bx, &bg, &bsm, &bsi, &bdx, &bdg, &bdb, 1.0f));
     seq_finish(q);
-    float *dx2 = download(&bdx, nx);
+    float *dx2 = h_download(&bdx, nx);
     for (size_t i = 0; i < nx; i++) dxr[i] *= 2;
     REL("dx accumulated", dx2, dxr, nx);
 #undef REL
@@ -226,14 +210,14 @@ static void test_bn_no_affine(void)
     double *xd = h_to_double(x, NX), *rd = h_to_double(r, NX), yr[NX], dxr[NX], sm[C], si[C], dg[C], db[C];
     ref_bn_forward_train(xd, NULL, NULL, NULL, NULL, yr, sm, si, N, C, H, W, BN_MOMENTUM, BN_EPS);
     ref_bn_backward(rd, xd, NULL, sm, si, dxr, dg, db, N, C, H, W);
-    vk_buf bx = h_upload(x, NX), br = h_upload(r, NX), by = alloc_nan(NX), bdx = alloc_nan(NX);
-    vk_buf bsm = alloc_nan(C), bsi = alloc_nan(C), bdg = alloc_nan(C), bdb = alloc_nan(C);
+    vk_buf bx = h_upload(x, NX), br = h_upload(r, NX), by = h_alloc_nan(NX), bdx = h_alloc_nan(NX);
+    vk_buf bsm = h_alloc_nan(C), bsi = h_alloc_nan(C), bdg = h_alloc_nan(C), bdb = h_alloc_nan(C);
     bn_shape s = {N, C, H, W};
     vk_seq *q = seq_begin();
     CHECK_OK(op_bn_forward_train(q, ctx, &s, &bx, NULL, NULL, NULL, NULL, &by, &bsm, &bsi, BN_MOMENTUM, BN_EPS));
     CHECK_OK(op_bn_backward(q, ctx, &s, &br, &bx, NULL, &bsm, &bsi, &bdx, &bdg, &bdb, 0.0f));
     seq_finish(q);
-    float *y = download(&by, NX), *dx = download(&bdx, NX), *g = download(&bdg, C), *b = download(&bdb, C);
+    float *y = h_download(&by, NX), *dx = h_download(&bdx, NX), *g = h_download(&bdg, C), *b = h_download(&bdb, C);
     check_rel("no-affine y", y, yr, NX);
     check_rel("no-affine dx", dx, dxr, NX);
     check_rel("no-affine dgamma", g, dg, C);
@@ -265,13 +249,13 @@ static void test_channel_sum(void)
             for (int c = 0; c < C; c++)
                 for (int i = 0; i < H * W; i++) ref[c] += x[((size_t)n * C + c) * H * W + i];
         for (int c = 0; c < C; c++) acc[c] = ref[c] + prev[c];
-        vk_buf bx = h_upload(x, nx), bo = alloc_nan((size_t)C), ba = h_upload(prev, (size_t)C);
+        vk_buf bx = h_upload(x, nx), bo = h_alloc_nan((size_t)C), ba = h_upload(prev, (size_t)C);
         bn_shape s = {(uint32_t)N, (uint32_t)C, (uint32_t)H, (uint32_t)W};
         vk_seq *q = seq_begin();
         CHECK_OK(op_channel_sum(q, ctx, &s, &bx, &bo, 0.0f));
         CHECK_OK(op_channel_sum(q, ctx, &s, &bx, &ba, 1.0f));
         seq_finish(q);
-        float *o = download(&bo, (size_t)C), *a = download(&ba, (size_t)C);
+        float *o = h_download(&bo, (size_t)C), *a = h_download(&ba, (size_t)C);
         char what[96];
         snprintf(what, sizeof what, "channel sum n%d c%d %dx%d", N, C, H, W);
         check_rel(what, o, ref, (size_t)C);
@@ -328,12 +312,12 @@ static void run_mrelu(int N, int C, int H, int W, int channel)
     ref_masked_relu_forward(xd, cd, yr, N, C, H, W, channel);
     ref_masked_relu_backward(rd, xd, cd, dxr, dcr, lambdas[1], N, C, H, W, channel);
     vk_buf bx = h_upload(x, nx), br = h_upload(r, nx), bc = h_upload(c, nc), bl = h_upload(lambdas, 3);
-    vk_buf by = alloc_nan(nx), bdx = alloc_nan(nx), bdc = alloc_nan(nc);
+    vk_buf by = h_alloc_nan(nx), bdx = h_alloc_nan(nx), bdc = h_alloc_nan(nc);
     vk_seq *q = seq_begin();
     CHECK_OK(op_masked_relu_forward(q, ctx, &s, &bx, &bc, &by));
     CHECK_OK(op_masked_relu_backward(q, ctx, &s, &br, &bx, &bc, &bdx, &bdc, &bl, 1));
     seq_finish(q);
-    float *y = download(&by, nx), *dx = download(&bdx, nx), *dc = download(&bdc, nc);
+    float *y = h_download(&by, nx), *dx = h_download(&bdx, nx), *dc = h_download(&bdc, nc);
     snprintf(what, sizeof what, "%s y", tag);
     check_rel(what, y, yr, nx);
     snprintf(what, sizeof what, "%s dx", tag);
@@ -386,7 +370,8 @@ static void test_masked_relu_limits_and_frozen(void)
     vk_buf b1 = h_upload(ones, NC), b0 = h_upload(zeros, NC);
     for (int channel = 0; channel < 2; channel++) {
         mrelu_shape s = {N, C, H, W, channel};
-        vk_buf y1 = alloc_nan(NX), dx1 = alloc_nan(NX), y0 = alloc_nan(NX), dx0 = alloc_nan(NX), dxf = alloc_nan(NX);
+        vk_buf y1 = h_alloc_nan(NX), dx1 = h_alloc_nan(NX), y0 = h_alloc_nan(NX);
+        vk_buf dx0 = h_alloc_nan(NX), dxf = h_alloc_nan(NX);
         vk_seq *q = seq_begin();
         CHECK_OK(op_masked_relu_forward(q, ctx, &s, &bx, &b1, &y1));
         CHECK_OK(op_masked_relu_backward(q, ctx, &s, &bdy, &bx, &b1, &dx1, NULL, NULL, 0));
@@ -395,8 +380,8 @@ static void test_masked_relu_limits_and_frozen(void)
         /* frozen: dc NULL (a lambda buffer given anyway) */
         CHECK_OK(op_masked_relu_backward(q, ctx, &s, &bdy, &bx, &bc, &dxf, NULL, &b1, 0));
         seq_finish(q);
-        float *hy1 = download(&y1, NX), *hdx1 = download(&dx1, NX), *hy0 = download(&y0, NX);
-        float *hdx0 = download(&dx0, NX), *hdxf = download(&dxf, NX);
+        float *hy1 = h_download(&y1, NX), *hdx1 = h_download(&dx1, NX), *hy0 = h_download(&y0, NX);
+        float *hdx0 = h_download(&dx0, NX), *hdxf = h_download(&dxf, NX);
         int bad_relu = 0, bad_id = 0;
         for (int i = 0; i < NX; i++) {
             if (hy1[i] != (x[i] > 0 ? x[i] : 0.0f) || hdx1[i] != (x[i] > 0 ? dy[i] : 0.0f)) bad_relu++;
@@ -435,7 +420,7 @@ static void test_masked_relu_lambda_buffer(void)
         const size_t nc = mrelu_mask_size(&s);
         float lam[4] = {9, 9, 0.25f, 9};
         vk_buf bx = h_upload(x, NX), bdy = h_upload(dy, NX), bc = h_upload(c, nc), bl = h_upload(lam, 4);
-        vk_buf bdx = alloc_nan(NX), bdc = alloc_nan(nc);
+        vk_buf bdx = h_alloc_nan(NX), bdc = h_alloc_nan(nc);
         vk_seq *q = seq_begin();
         CHECK_OK(op_masked_relu_backward(q, ctx, &s, &bdy, &bx, &bc, &bdx, &bdc, &bl, 2));
         seq_finish(q);
@@ -445,7 +430,7 @@ static void test_masked_relu_lambda_buffer(void)
                 CHECK_OK(vk_buf_write(ctx, &bl, 2 * sizeof(float), &l2, sizeof l2));
                 CHECK_OK(vk_seq_run(q));
             }
-            float *dc = download(&bdc, nc);
+            float *dc = h_download(&bdc, nc);
             ref_masked_relu_backward(dyd, xd, cd, dxr, dcr, round ? 1.5 : 0.25, N, C, H, W, channel);
             char what[64];
             snprintf(what, sizeof what, "%s dc with lambda %g", channel ? "channel" : "pixel", round ? 1.5 : 0.25);
@@ -519,7 +504,8 @@ static void run_pool(const pool_case *k, int max, int ties)
     h_fill(r, ny, -1, 1);
     double *xd = h_to_double(x, nx), *rd = h_to_double(r, ny), *yr = malloc(ny * 8), *dxr = malloc(nx * 8);
     int *amr = malloc(ny * sizeof(int));
-    vk_buf bx = h_upload(x, nx), br = h_upload(r, ny), by = alloc_nan(ny), bdx = alloc_nan(nx), bam = alloc_nan(ny);
+    vk_buf bx = h_upload(x, nx), br = h_upload(r, ny);
+    vk_buf by = h_alloc_nan(ny), bdx = h_alloc_nan(nx), bam = h_alloc_nan(ny);
     vk_seq *q = seq_begin();
     if (max) {
         ref_maxpool_forward(xd, yr, amr, k->n, k->c, k->h, k->w, k->k, k->s, k->p);
@@ -533,7 +519,7 @@ static void run_pool(const pool_case *k, int max, int ties)
         CHECK_OK(op_avgpool_backward(q, ctx, &s, &br, &bdx));
     }
     seq_finish(q);
-    float *y = download(&by, ny), *dx = download(&bdx, nx);
+    float *y = h_download(&by, ny), *dx = h_download(&bdx, nx);
     if (ties) {
         /* NaN outputs must be NaN; the rest exact */
         int bad = 0;
