@@ -1,6 +1,6 @@
 #include "ops/batchnorm.h"
 
-enum { BN_RED_WG = 256, BN_RED_CPU_UNITS = 2048 };
+enum { BN_RED_WG = 256 };
 
 typedef struct bn_reduce_push {
     uint32_t n, c, hw, flags;
@@ -30,42 +30,34 @@ static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
     return vk_buf_need(b, floats * 4, "batchnorm", what);
 }
 
-/* The elementwise kernels run a grid (x strides over H*W, y = channel, z strides over the
- * batch): workgroups of up to 256 invocations along x, narrower for small planes, and
- * about 4096 workgroups in all (lavapipe pays per workgroup). */
-typedef struct plane_grid {
-    uint32_t wg, gx, gz;
-} plane_grid;
-
 /* The vec4 kernels (bn_forward4, bn_backward4) when a channel's plane is whole vec4s. */
 static int bn_vec4(const bn_shape *s) { return (s->h * s->w) % 4 == 0; }
 
-/* bn_backward_flat: planes of more than four floats (at most one plane boundary in a vec4)
- * in images of whole vec4s (planes of whole vec4s, or C a multiple of four); no lane idle
- * where the planes' grid left some (bn_act.c's flat_images). */
-static int bn_flat(const bn_shape *s)
+int bn_flat_images(uint32_t c, uint32_t hw) { return hw > 4 && (hw % 4 == 0 || c % 4 == 0); }
+
+snlvk_status bn_plane_grid_for(const snlvk_context *ctx, uint32_t n, uint32_t c, uint32_t units, uint32_t z_max,
+                               const char *op, bn_plane_grid *g)
 {
-    const uint32_t hw = s->h * s->w;
-    return hw > 4 && (hw % 4 == 0 || s->c % 4 == 0);
+    if (c > ctx->props.limits.maxComputeWorkGroupCount[1])
+        return snlvk_fail(SNLVK_E_UNSUPPORTED, "%s: %u channels exceed the workgroup-count limit", op, c);
+    uint32_t wg = 16;
+    while (wg < units && wg < 256) wg *= 2;
+    g->units = units;
+    g->wg = wg;
+    g->gx = vk_div_up(units, wg);
+    if (g->gx > 1024) g->gx = 1024;
+    uint64_t per_z = (uint64_t)g->gx * c;
+    g->gz = per_z >= 4096 ? 1 : (uint32_t)(4096 / per_z);
+    if (g->gz > n) g->gz = n;
+    if (g->gz > z_max) g->gz = z_max;
+    return SNLVK_OK;
 }
 
-/* images an invocation of bn_backward_flat walks */
-enum { BN_FLAT_IMAGES = 8 };
-
 /* x strides over a plane (in vec4s when bn_vec4), y = channel, z strides over the batch */
-static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, plane_grid *g)
+static snlvk_status grid_for(const snlvk_context *ctx, const bn_shape *s, bn_plane_grid *g)
 {
-    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[1])
-        return snlvk_fail(SNLVK_E_UNSUPPORTED, "batchnorm: %u channels exceed the workgroup-count limit", s->c);
-    uint32_t hw = bn_vec4(s) ? s->h * s->w / 4 : s->h * s->w, wg = 16;
-    while (wg < hw && wg < 256) wg *= 2;
-    g->wg = wg;
-    g->gx = vk_div_up(hw, wg);
-    if (g->gx > 1024) g->gx = 1024;
-    uint64_t per_z = (uint64_t)g->gx * s->c;
-    g->gz = per_z >= 4096 ? 1 : (uint32_t)(4096 / per_z);
-    if (g->gz > s->n) g->gz = s->n;
-    return SNLVK_OK;
+    const uint32_t hw = s->h * s->w;
+    return bn_plane_grid_for(ctx, s->n, s->c, bn_vec4(s) ? hw / 4 : hw, UINT32_MAX, "batchnorm", g);
 }
 
 /* bn_reduce.comp: mode 0 channel sum, 1 backward sums, 2 statistics. */
@@ -101,7 +93,7 @@ static snlvk_status forward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, ui
                             const vk_buf *gamma, const vk_buf *beta, const vk_buf *mean, const vk_buf *scale,
                             const vk_buf *y, float eps)
 {
-    plane_grid g = {0, 0, 0};
+    bn_plane_grid g = {0, 0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
     const int v4 = bn_vec4(s);
     bn_forward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, (gamma ? 1u : 0u) | (beta ? 2u : 0u), eps};
@@ -133,14 +125,7 @@ snlvk_status op_bn_forward_train(vk_seq *q, snlvk_context *ctx, const bn_shape *
                                  const vk_buf *save_invstd, float momentum, float eps)
 {
     SNLVK_TRY(check_common(s, x, gamma, beta, y));
-    SNLVK_TRY(need(save_mean, s->c, "save_mean"));
-    SNLVK_TRY(need(save_invstd, s->c, "save_invstd"));
-    if (!running_mean != !running_var)
-        return snlvk_fail(SNLVK_E_INVALID, "batchnorm: running_mean and running_var go together");
-    if (running_mean) {
-        SNLVK_TRY(need(running_mean, s->c, "running_mean"));
-        SNLVK_TRY(need(running_var, s->c, "running_var"));
-    }
+    /* op_bn_statistics checks save_mean, save_invstd and the running pair */
     SNLVK_TRY(op_bn_statistics(q, ctx, s, x, running_mean, running_var, save_mean, save_invstd, momentum, eps));
     return forward(q, ctx, s, 0, x, gamma, beta, save_mean, save_invstd, y, eps);
 }
@@ -187,7 +172,7 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
     bn_reduce_push rp = {s->n, s->c, s->h * s->w, 0, 0.0f, 0.0f, 0.0f};
     SNLVK_TRY(reduce(q, ctx, s, 1, dy, x, dgamma, dbeta, save_mean, save_invstd, &rp));
 
-    if (bn_flat(s)) {
+    if (bn_flat_images(s->c, s->h * s->w)) {
         /* bn_backward_flat: an image's C*H*W as vec4s, an invocation walking BN_FLAT_IMAGES
          * images a vec4 of the image */
         const uint32_t units = s->c * s->h * s->w / 4;
@@ -205,7 +190,7 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
                             vk_bind(dbeta),     vk_bind(dx)};
         return vk_seq_dispatch(q, fpipe, fb, 8, &fp, gx, 1, gz);
     }
-    plane_grid g = {0, 0, 0};
+    bn_plane_grid g = {0, 0, 0, 0};
     SNLVK_TRY(grid_for(ctx, s, &g));
     const int v4 = bn_vec4(s);
     bn_backward_push p = {s->n, s->c, v4 ? s->h * s->w / 4 : s->h * s->w, gamma ? 1u : 0u,

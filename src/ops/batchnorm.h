@@ -54,4 +54,29 @@ snlvk_status op_bn_backward(vk_seq *q, snlvk_context *ctx, const bn_shape *s, co
  * is the shape {N, F, 1, 1}. */
 snlvk_status op_channel_sum(vk_seq *q, snlvk_context *ctx, const bn_shape *s, const vk_buf *x, const vk_buf *out,
                             float beta);
+
+/* ---- shared by batch norm's kernels and the fused ones (bn_act.c) ---- */
+
+/* Units an invocation of the per-channel sums takes at least on a CPU device before its
+ * workgroup shrinks; images an invocation of the flattened elementwise kernels walks. */
+enum { BN_RED_CPU_UNITS = 2048, BN_FLAT_IMAGES = 8 };
+
+/* The flattened elementwise kernels (an image's C*H*W as vec4s): planes of more than four
+ * floats (at most one plane boundary in a vec4) in images of whole vec4s (planes of whole
+ * vec4s, or C a multiple of four). They serve planes of whole vec4s too: an invocation a
+ * vec4 of an image (its coefficients read once for BN_FLAT_IMAGES images) leaves no lane
+ * idle where the planes' grid did (196 vec4s a 28x28 plane in a 256-wide workgroup), and
+ * took the resnet8-mini step's bn_act_forward4 27 -> 18 ms, bn_act_backward4 18 -> 10. The
+ * planes' kernels keep planes of 1-4 floats. */
+int bn_flat_images(uint32_t c, uint32_t hw);
+
+/* The planes' elementwise grid: x strides over a plane of `units` (floats, or vec4s where
+ * planes are whole vec4s), y = channel, z strides over the batch (at most z_max): workgroups
+ * of up to 256 invocations along x, narrower for small planes, about 4096 workgroups in all
+ * (lavapipe pays per workgroup). `op` names the caller in the error. */
+typedef struct bn_plane_grid {
+    uint32_t wg, gx, gz, units;
+} bn_plane_grid;
+snlvk_status bn_plane_grid_for(const snlvk_context *ctx, uint32_t n, uint32_t c, uint32_t units, uint32_t z_max,
+                               const char *op, bn_plane_grid *g);
 #endif

@@ -7,23 +7,7 @@ static snlvk_status need(const vk_buf *b, uint64_t floats, const char *what)
 
 static int vec4_planes(const mrelu_shape *s) { return (s->h * s->w) % 4 == 0; }
 
-/* The flattened kernels: planes of more than four floats (at most one plane boundary in a
- * vec4) in images of whole vec4s (planes of whole vec4s, or C a multiple of four). They
- * serve planes of whole vec4s too: an invocation a vec4 of an image (its coefficients read
- * once for FLAT_IMAGES images) leaves no lane idle where the planes' grid did (196 vec4s
- * a 28x28 plane in a 256-wide workgroup), and took the resnet8-mini step's bn_act_forward4
- * 27 -> 18 ms, bn_act_backward4 18 -> 10. The planes' kernels keep planes of 1-4 floats. */
-static int flat_images(const mrelu_shape *s)
-{
-    const uint32_t hw = s->h * s->w;
-    return hw > 4 && (hw % 4 == 0 || s->c % 4 == 0);
-}
-
-/* images an invocation of the flattened kernels walks */
-enum { FLAT_IMAGES = 8 };
-
-/* units an invocation of the sums takes at least on a CPU device, as bn_reduce's */
-enum { RED_CPU_UNITS = 2048 };
+static int flat_images(const mrelu_shape *s) { return bn_flat_images(s->c, s->h * s->w); }
 
 static snlvk_status check_norm(const mrelu_shape *s, const bn_norm *b, const char *what)
 {
@@ -36,27 +20,11 @@ static snlvk_status check_norm(const mrelu_shape *s, const bn_norm *b, const cha
     return need(b->scale, s->c, "scale");
 }
 
-/* The elementwise grid of bn_forward: x strides over a plane (in vec4s when whole vec4s),
- * y = channel, z strides over the batch, about 4096 workgroups; z_max caps z. */
-typedef struct plane_grid {
-    uint32_t wg, gx, gz, units;
-} plane_grid;
-
-static snlvk_status grid_for(const snlvk_context *ctx, const mrelu_shape *s, uint32_t z_max, plane_grid *g)
+/* bn_forward's grid (batchnorm.h); z_max caps z. */
+static snlvk_status grid_for(const snlvk_context *ctx, const mrelu_shape *s, uint32_t z_max, bn_plane_grid *g)
 {
-    if (s->c > ctx->props.limits.maxComputeWorkGroupCount[1])
-        return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %u channels exceed the workgroup-count limit", s->c);
-    uint32_t hw = vec4_planes(s) ? s->h * s->w / 4 : s->h * s->w, wg = 16;
-    while (wg < hw && wg < 256) wg *= 2;
-    g->units = hw;
-    g->wg = wg;
-    g->gx = vk_div_up(hw, wg);
-    if (g->gx > 1024) g->gx = 1024;
-    uint64_t per_z = (uint64_t)g->gx * s->c;
-    g->gz = per_z >= 4096 ? 1 : (uint32_t)(4096 / per_z);
-    if (g->gz > s->n) g->gz = s->n;
-    if (g->gz > z_max) g->gz = z_max;
-    return SNLVK_OK;
+    const uint32_t hw = s->h * s->w;
+    return bn_plane_grid_for(ctx, s->n, s->c, vec4_planes(s) ? hw / 4 : hw, z_max, "bn+masked relu", g);
 }
 
 snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape *s, int eval, const bn_norm *bn,
@@ -74,11 +42,15 @@ snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape 
     SNLVK_TRY(need(y, total, "y"));
     const uint32_t res_mode = res ? 1u : res_bn ? 2u : 0u;
     const bn_norm *r = res_bn ? res_bn : bn; /* unused bindings take the main norm's buffers */
+    vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
+                            vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
+                            vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
+                            vk_bind(y)};
     if (flat_images(s)) {
         /* bn_act_forward_flat: an image's C*H*W as vec4s, each invocation walking
-         * FLAT_IMAGES images a vec4 of the image (its coefficients read once) */
+         * BN_FLAT_IMAGES images a vec4 of the image (its coefficients read once) */
         const uint32_t units = s->c * s->h * s->w / 4;
-        const uint32_t wg = 64, gx = vk_div_up(units, wg), gz = vk_div_up(s->n, FLAT_IMAGES);
+        const uint32_t wg = 64, gx = vk_div_up(units, wg), gz = vk_div_up(s->n, BN_FLAT_IMAGES);
         if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
             return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %ux%u workgroups exceed the limits", gx, gz);
         struct { uint32_t n, c, units; float eps; } fp = {s->n, s->c, units, eps};
@@ -89,13 +61,9 @@ snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape 
                               .local_size = {wg, 1, 1}};
         const vk_pipeline *pipe;
         SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-        vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
-                                vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
-                                vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
-                                vk_bind(y)};
         return vk_seq_dispatch(q, pipe, binds, 13, &fp, gx, 1, gz);
     }
-    plane_grid g;
+    bn_plane_grid g;
     SNLVK_TRY(grid_for(ctx, s, UINT32_MAX, &g));
     const int v4 = vec4_planes(s);
     struct { uint32_t n, c, hw; float eps; } p = {s->n, s->c, g.units, eps};
@@ -105,10 +73,6 @@ snlvk_status op_bn_act_forward(vk_seq *q, snlvk_context *ctx, const mrelu_shape 
                           .local_size = {g.wg, 1, 1}};
     const vk_pipeline *pipe;
     SNLVK_TRY(vk_pipeline_get(ctx, &d, &pipe));
-    vk_binding binds[13] = {vk_bind(bn->x),    vk_bind(bn->gamma), vk_bind(bn->beta),  vk_bind(bn->mean),
-                            vk_bind(bn->scale), vk_bind(res ? res : r->x), vk_bind(r->gamma), vk_bind(r->beta),
-                            vk_bind(r->mean),  vk_bind(r->scale),  vk_bind(mask),      vk_bind(t_out ? t_out : y),
-                            vk_bind(y)};
     return vk_seq_dispatch(q, pipe, binds, 13, &p, g.gx, s->c, g.gz);
 }
 
@@ -136,7 +100,7 @@ snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape
     const uint32_t units = v4 ? s->h * s->w / 4 : s->h * s->w;
     uint32_t wg = 256;
     if (vk_is_cpu(ctx))
-        while (wg > 16 && (uint64_t)s->n * units < (uint64_t)wg * RED_CPU_UNITS) wg /= 2;
+        while (wg > 16 && (uint64_t)s->n * units < (uint64_t)wg * BN_RED_CPU_UNITS) wg /= 2;
     const uint32_t chan_dc = dc && s->channel_mask;
     struct { uint32_t n, c, units, lambda_index, has_lambda; } rp = {s->n, s->c, units, lambda_index, has_lambda};
     vk_pipeline_desc rd = {.shader = v4 ? "bn_act_reduce4" : "bn_act_reduce", .bindings = v4 ? "IIIttttssss" : "iiittttssss",
@@ -153,7 +117,7 @@ snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape
     const uint32_t pix_dc = dc && !s->channel_mask;
     if (flat_images(s)) {
         const uint32_t funits = s->c * s->h * s->w / 4;
-        const uint32_t fwg = 64, gx = vk_div_up(funits, fwg), gz = pix_dc ? 1u : vk_div_up(s->n, FLAT_IMAGES);
+        const uint32_t fwg = 64, gx = vk_div_up(funits, fwg), gz = pix_dc ? 1u : vk_div_up(s->n, BN_FLAT_IMAGES);
         if (gx > ctx->props.limits.maxComputeWorkGroupCount[0] || gz > ctx->props.limits.maxComputeWorkGroupCount[2])
             return snlvk_fail(SNLVK_E_UNSUPPORTED, "bn+masked relu: %ux%u workgroups exceed the limits", gx, gz);
         struct { uint32_t n, c, units; float inv_count, beta; uint32_t lambda_index, has_lambda; } fp = {
@@ -167,7 +131,7 @@ snlvk_status op_bn_act_backward(vk_seq *q, snlvk_context *ctx, const mrelu_shape
                              vk_bind(dbeta),     vk_bind(lam),       vk_bind(dx),    vk_bind(pix_dc ? dc : dx)};
         return vk_seq_dispatch(q, pipe, fb, 12, &fp, gx, 1, gz);
     }
-    plane_grid g;
+    bn_plane_grid g;
     SNLVK_TRY(grid_for(ctx, s, pix_dc ? 1u : UINT32_MAX, &g));
     struct { uint32_t n, c, hw; float inv_count, beta; uint32_t lambda_index, has_lambda; } p = {
         s->n, s->c, g.units, (float)(1.0 / ((double)s->n * s->h * s->w)), beta_dx, lambda_index, has_lambda};
